@@ -1,0 +1,179 @@
+//! Agent runtimes behind one trait.
+//!
+//! A runtime is started per session and talks to the session task through two channels:
+//! [`AgentCommand`]s in (user messages, control calls) and [`AgentEvent`]s out (SDK-level
+//! messages). Translation to wire events happens once, in `session::translate`, never in a
+//! runtime, so the replay runtime and the Claude CLI runtime cannot drift apart.
+//!
+//! The shape follows what the Claude Code CLI needs (`specs/claude-code-stream-json.md`):
+//! - messages stream out while a turn runs, independent of any HTTP request;
+//! - a permission / question / hook callback is *parked*: the runtime hands the session a
+//!   [`oneshot::Sender<Decision>`] and keeps reading its own output; the first HTTP reply
+//!   completes it. Nothing blocks the runtime's reader while a callback waits;
+//! - control calls (interrupt, mode, model, stop task) answer through their own oneshot, so a
+//!   runtime error becomes an `error` event instead of a hang;
+//! - a resume token, stored in Postgres by the session, lets a later process (on any host)
+//!   continue the conversation.
+
+pub mod replay;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// Per-session configuration given at `POST /sessions` (stored in Postgres as JSON).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct SessionConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Replay runtime only: the scenario file name (without `.jsonl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixture: Option<String>,
+}
+
+/// What a runtime needs to start (or restart, on rehydration) a session's agent.
+#[derive(Debug, Clone)]
+pub struct StartSpec {
+    pub session_id: Uuid,
+    pub config: SessionConfig,
+    /// The token the runtime last reported through [`AgentEvent::ResumeToken`], if any.
+    pub resume_token: Option<String>,
+}
+
+/// Messages from the session task to the runtime.
+#[derive(Debug)]
+pub enum AgentCommand {
+    /// Starts a turn. The session sends the next one only after the previous turn's `Result`.
+    UserMessage { content: Value },
+    /// A control call; the runtime answers once it has been carried out (or failed).
+    Control {
+        control: Control,
+        reply: oneshot::Sender<Result<(), AgentError>>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    /// Stop the current turn; the runtime ends it with a `Result` of subtype `interrupted`.
+    Interrupt,
+    SetPermissionMode(String),
+    SetModel(Option<String>),
+    StopTask(String),
+}
+
+/// SDK-level messages from a runtime. `session::translate` turns them into wire events.
+#[derive(Debug)]
+pub enum AgentEvent {
+    /// A streamed piece of an assistant message (same `message_id` as its later `Assistant`).
+    Delta { message_id: String, delta: Value },
+    /// A completed assistant message: `message_complete`, then one `tool_use` per tool_use block.
+    Assistant {
+        id: String,
+        content: Vec<Value>,
+        model: Option<String>,
+        stop_reason: Option<String>,
+    },
+    /// Tool results (the content blocks of an SDK `UserMessage`): one `tool_result` each.
+    ToolResults { blocks: Vec<Value> },
+    /// End of a turn. The object is the result payload (`subtype`, `total_cost_usd`, ...).
+    Result(serde_json::Map<String, Value>),
+    /// `mcp_status_change`.
+    McpStatus { server_name: String, status: String },
+    /// A parked callback: permission request, AskUserQuestion, or hook decision.
+    Ask(Ask),
+    /// The runtime's current resume token; the session stores it in Postgres.
+    ResumeToken(String),
+    /// A runtime failure worth telling the client about (`error {code, message}`).
+    Error { code: String, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskKind {
+    /// `permission_request`, answered by `permission_response`.
+    Permission,
+    /// `ask_user_question`, answered by `question_response`.
+    Question,
+    /// `hook_decision_request`, answered by `permission_response`.
+    Hook,
+}
+
+/// A callback the agent is waiting on. The runtime keeps running while it is parked.
+#[derive(Debug)]
+pub struct Ask {
+    pub kind: AskKind,
+    pub correlation_id: String,
+    /// Permission / question: the tool name. Hook: the hook event name.
+    pub tool_name: String,
+    /// Permission / question: the tool input. Hook: the hook input.
+    pub input: Value,
+    /// Permission only: suggestions, blocked path, decision reason, ...
+    pub context: Value,
+    pub reply: oneshot::Sender<Decision>,
+}
+
+/// A client's answer to an [`Ask`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    Allow {
+        updated_input: Option<Value>,
+        updated_permissions: Option<Value>,
+    },
+    Deny {
+        message: Option<String>,
+        interrupt: bool,
+    },
+    Answer {
+        answers: Value,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent runtime is not available: {0}")]
+    Unavailable(String),
+    #[error("fixture {0:?} not found")]
+    FixtureNotFound(String),
+    #[error("invalid fixture {name:?}: {reason}")]
+    BadFixture { name: String, reason: String },
+    #[error("agent rejected the control request: {code}: {message}")]
+    Rejected { code: String, message: String },
+    #[error("agent has exited")]
+    Exited,
+}
+
+impl AgentError {
+    /// Stable snake_case code for `error` events and API errors.
+    pub fn code(&self) -> &str {
+        match self {
+            AgentError::Unavailable(_) => "agent_unavailable",
+            AgentError::FixtureNotFound(_) => "fixture_not_found",
+            AgentError::BadFixture { .. } => "bad_fixture",
+            AgentError::Rejected { code, .. } => code,
+            AgentError::Exited => "agent_exited",
+        }
+    }
+}
+
+/// A running agent for one session.
+pub struct AgentHandle {
+    pub commands: mpsc::Sender<AgentCommand>,
+    pub events: mpsc::Receiver<AgentEvent>,
+    /// The runtime's driving task. Dropping `commands` asks it to stop; the session awaits this
+    /// (bounded) so no process outlives its session.
+    pub task: JoinHandle<()>,
+}
+
+/// A factory of per-session agents.
+pub trait AgentRuntime: Send + Sync + 'static {
+    /// Checks the config before the session is created (unknown fixture, bad cwd, ...), so a
+    /// bad `POST /sessions` is a `400` rather than a session that fails later.
+    fn validate(&self, config: &SessionConfig) -> Result<(), AgentError>;
+
+    /// Starts (or, with `spec.resume_token`, resumes) the agent of one session.
+    fn start(&self, spec: StartSpec) -> Result<AgentHandle, AgentError>;
+}

@@ -1,0 +1,705 @@
+//! The replay runtime: plays a scripted scenario instead of talking to a model (format in
+//! `specs/wire-protocol.md`, "Fixture format of the replay agent"), for tests, demos and
+//! benchmarks.
+//!
+//! A script is a prelude (the steps before the first `expect_user_query`, played at start) and
+//! turns, each starting at an `expect_user_query`. The resume token is the number of completed
+//! turns, so a session rehydrated elsewhere skips exactly the turns its earlier life played.
+
+use std::collections::VecDeque;
+use std::future::{ready, Future};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::{
+    AgentCommand, AgentError, AgentEvent, AgentHandle, AgentRuntime, Ask, AskKind, Control,
+    Decision, SessionConfig, StartSpec,
+};
+
+/// Plays `<dir>/<fixture>.jsonl`: the session config's fixture, else the default one.
+pub struct ReplayRuntime {
+    dir: PathBuf,
+    default_fixture: Option<String>,
+}
+
+impl ReplayRuntime {
+    pub fn new(dir: PathBuf, default_fixture: Option<String>) -> Self {
+        Self {
+            dir,
+            default_fixture,
+        }
+    }
+
+    /// Resolves and parses a config's scenario. Names must be plain file stems so that a client
+    /// cannot make the server read files outside `dir`.
+    fn load(&self, config: &SessionConfig) -> Result<(String, Vec<Vec<Step>>), AgentError> {
+        let bad = |name: &str, reason: String| AgentError::BadFixture {
+            name: name.into(),
+            reason,
+        };
+        let name = config.fixture.as_ref().or(self.default_fixture.as_ref());
+        let name =
+            name.ok_or_else(|| bad("", "no fixture given and no --default-fixture".into()))?;
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+        if name.is_empty() || name.contains("..") || !name.chars().all(allowed) {
+            let reason = "only A-Z a-z 0-9 _ . - are allowed (no path)".to_owned();
+            return Err(bad(name, reason));
+        }
+        match std::fs::read_to_string(self.dir.join(format!("{name}.jsonl"))) {
+            Ok(text) => Ok((name.clone(), parse(&text).map_err(|e| bad(name, e))?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(AgentError::FixtureNotFound(name.clone()))
+            }
+            Err(e) => Err(bad(name, format!("cannot read it: {e}"))),
+        }
+    }
+}
+
+impl AgentRuntime for ReplayRuntime {
+    fn validate(&self, config: &SessionConfig) -> Result<(), AgentError> {
+        self.load(config).map(drop)
+    }
+
+    fn start(&self, spec: StartSpec) -> Result<AgentHandle, AgentError> {
+        let (fixture, turns) = self.load(&spec.config)?;
+        // `start` is sync: outside a runtime it must fail rather than panic in `tokio::spawn`.
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|e| AgentError::Unavailable(e.to_string()))?;
+        let token = spec.resume_token.as_deref();
+        let skip = token.map(str::parse).transpose().unwrap_or_else(|e| {
+            tracing::warn!(?token, error = %e, "replay: bad resume token, starting over");
+            None
+        });
+        let (commands, commands_rx) = mpsc::channel(64);
+        let (events_tx, events) = mpsc::channel(256);
+        let player = Player {
+            commands: commands_rx,
+            events: events_tx,
+            queued: VecDeque::new(),
+            session_id: spec.session_id,
+            fixture,
+        };
+        let task = rt.spawn(async move {
+            let _gone = player.run(turns, skip).await;
+            tracing::debug!(session_id = %spec.session_id, "replay: session went away");
+        });
+        Ok(AgentHandle {
+            commands,
+            events,
+            task,
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Step {
+    /// `expect_user_query`; only seen while parsing, where it starts a new turn.
+    Turn,
+    Emit(AgentEvent),
+    /// A system message the replay agent does not translate (its subtype).
+    Skip(String),
+    /// Its `reply` is a placeholder until the step is played.
+    Ask(Ask),
+    Delay(Duration),
+}
+
+/// Splits a script into turns; `turns[0]` is the prelude (possibly empty).
+fn parse(text: &str) -> Result<Vec<Vec<Step>>, String> {
+    let (mut turns, mut current) = (Vec::new(), Vec::new());
+    for (number, line) in (1..).zip(text.lines()) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_step(line, number).map_err(|e| format!("line {number}: {e}"))? {
+            Step::Turn => turns.push(std::mem::take(&mut current)),
+            step => current.push(step),
+        }
+    }
+    turns.push(current);
+    Ok(turns)
+}
+
+fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
+    object.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn parse_step(line: &str, number: usize) -> Result<Step, String> {
+    let mut step: Map<String, Value> = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    Ok(match text(&step, "kind").as_deref() {
+        Some("expect_user_query") => Step::Turn,
+        Some("outbound") => match step.remove("message") {
+            Some(Value::Object(message)) => parse_message(message)?,
+            _ => return Err("outbound needs a message object".into()),
+        },
+        // `respond` says how a test means to answer; the client decides, not the script.
+        Some("callback_expect") => {
+            let tool_name = text(&step, "tool_name").ok_or("callback_expect needs a tool_name")?;
+            let context = step.remove("context").unwrap_or_else(|| Map::new().into());
+            // A fallback id from the line number is the same whenever the step is replayed.
+            let id = context.get("tool_use_id").and_then(Value::as_str);
+            let correlation_id = id.map_or_else(|| format!("cb_{number}"), str::to_owned);
+            let kind = match tool_name.as_str() {
+                "AskUserQuestion" => AskKind::Question,
+                _ => AskKind::Permission,
+            };
+            let input = step
+                .remove("tool_input")
+                .unwrap_or_else(|| Map::new().into());
+            let reply = oneshot::channel().0;
+            Step::Ask(Ask {
+                kind,
+                correlation_id,
+                tool_name,
+                input,
+                context,
+                reply,
+            })
+        }
+        // Negative, NaN or huge delays are fixture errors rather than panics at play time.
+        Some("delay") => match step.get("seconds").and_then(Value::as_f64) {
+            Some(secs) => {
+                Step::Delay(Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())?)
+            }
+            None => return Err("delay needs a number of seconds".into()),
+        },
+        other => return Err(format!("unknown step kind {other:?}")),
+    })
+}
+
+fn parse_message(mut message: Map<String, Value>) -> Result<Step, String> {
+    let content = match message.get("content") {
+        Some(Value::Array(blocks)) => Ok(blocks.clone()),
+        _ => Err("content must be an array"),
+    };
+    let event = match message.remove("type").as_ref().and_then(Value::as_str) {
+        Some("AssistantMessage") => AgentEvent::Assistant {
+            id: text(&message, "id").ok_or("AssistantMessage needs an id")?,
+            content: content?,
+            model: text(&message, "model"),
+            stop_reason: text(&message, "stop_reason"),
+        },
+        Some("UserMessage") => AgentEvent::ToolResults { blocks: content? },
+        // The payload as scripted (`session_id`, `subtype`, `total_cost_usd`, ...) minus `type`.
+        Some("ResultMessage") => AgentEvent::Result(message),
+        Some("SystemMessage") => match text(&message, "subtype") {
+            Some(subtype) if subtype == "mcp_status" => AgentEvent::McpStatus {
+                server_name: text(&message, "server_name").ok_or("mcp_status needs server_name")?,
+                status: text(&message, "status").ok_or("mcp_status needs a status")?,
+            },
+            subtype => return Ok(Step::Skip(subtype.unwrap_or_default())),
+        },
+        other => return Err(format!("unknown message type {other:?}")),
+    };
+    Ok(Step::Emit(event))
+}
+
+fn next_is_result(rest: &[Step]) -> bool {
+    matches!(rest.first(), Some(Step::Emit(AgentEvent::Result(_))))
+}
+
+fn object<const N: usize>(fields: [(&str, Value); N]) -> Map<String, Value> {
+    fields
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value))
+        .collect()
+}
+
+type Reply = oneshot::Sender<Result<(), AgentError>>;
+
+/// The session went away: commands closed, or the events receiver or a decision's sender
+/// was dropped.
+struct Gone;
+
+/// Why a turn ends before its script does.
+enum Stop {
+    /// A client interrupt, answered once the turn's `interrupted` result is out.
+    Interrupt(Reply),
+    /// A `Deny { interrupt: true }` that the script does not follow with its own result.
+    Deny,
+}
+
+struct Player {
+    commands: mpsc::Receiver<AgentCommand>,
+    events: mpsc::Sender<AgentEvent>,
+    /// User messages that arrived mid-turn. The session should not send them, but dropping one
+    /// would leave its client waiting forever.
+    queued: VecDeque<Value>,
+    session_id: Uuid,
+    fixture: String,
+}
+
+impl Player {
+    /// Plays the prelude, then one turn per user message, until the session goes away.
+    async fn run(mut self, turns: Vec<Vec<Step>>, skip: Option<usize>) -> Result<(), Gone> {
+        let scripted = turns.len().saturating_sub(1);
+        // A resumed session played the prelude and its first k turns in an earlier life.
+        let first = skip.map_or(0, |k| k.saturating_add(1));
+        let mut turns = turns.into_iter().enumerate().skip(first);
+        if first == 0 {
+            let prelude = turns.next().map(|(_, steps)| steps).unwrap_or_default();
+            self.play(prelude, 0).await?;
+        }
+        loop {
+            self.next_user_message().await?;
+            match turns.next() {
+                Some((index, steps)) => self.play(steps, index).await?,
+                None => self.exhausted(scripted).await?,
+            }
+        }
+    }
+
+    /// Plays the steps of turn `index` (0: the prelude, which is not a turn).
+    async fn play(&mut self, steps: Vec<Step>, index: usize) -> Result<(), Gone> {
+        // Only a turn that has not produced its result yet can be stopped.
+        let mut live = index > 0;
+        let mut steps = steps.into_iter();
+        loop {
+            // Serve commands that queued up while we emitted, so an interrupt is never late.
+            let mut stop = self.wait_for(ready(()), live).await?.err();
+            if stop.is_none() {
+                let Some(step) = steps.next() else {
+                    return Ok(());
+                };
+                stop = match step {
+                    Step::Turn => None,
+                    Step::Skip(subtype) => {
+                        tracing::debug!(subtype, "replay: skipping system message");
+                        None
+                    }
+                    Step::Emit(AgentEvent::Result(result)) => {
+                        live = false;
+                        self.result(result, index).await?;
+                        None
+                    }
+                    Step::Emit(event) => {
+                        self.send(event).await?;
+                        None
+                    }
+                    Step::Delay(duration) => self
+                        .wait_for(tokio::time::sleep(duration), live)
+                        .await?
+                        .err(),
+                    Step::Ask(mut ask) => {
+                        let decision;
+                        (ask.reply, decision) = oneshot::channel();
+                        self.send(AgentEvent::Ask(ask)).await?;
+                        // A stop drops `decision`, abandoning the parked callback.
+                        match self.wait_for(decision, live).await? {
+                            Err(stop) => Some(stop),
+                            Ok(Err(_)) => return Err(Gone),
+                            // deny_with_interrupt.jsonl scripts the result of its deny: play it.
+                            Ok(Ok(Decision::Deny {
+                                interrupt: true, ..
+                            })) if live && !next_is_result(steps.as_slice()) => Some(Stop::Deny),
+                            Ok(Ok(_)) => None,
+                        }
+                    }
+                };
+            }
+            if let Some(stop) = stop {
+                return self.interrupted(steps.as_slice(), index, stop).await;
+            }
+        }
+    }
+
+    /// Ends a stopped turn with an `interrupted` result, under the script's session id.
+    async fn interrupted(&mut self, rest: &[Step], index: usize, stop: Stop) -> Result<(), Gone> {
+        let scripted = rest.iter().find_map(|step| match step {
+            Step::Emit(AgentEvent::Result(result)) => result.get("session_id").cloned(),
+            _ => None,
+        });
+        let session_id = scripted.unwrap_or_else(|| self.session_id.to_string().into());
+        let result = object([
+            ("subtype", "interrupted".into()),
+            ("session_id", session_id),
+        ]);
+        self.result(result, index).await?;
+        if let Stop::Interrupt(reply) = stop {
+            let _ = reply.send(Ok(()));
+        }
+        Ok(())
+    }
+
+    /// Emits a result and the resume token that counts its turn as completed.
+    async fn result(&mut self, result: Map<String, Value>, index: usize) -> Result<(), Gone> {
+        self.send(AgentEvent::Result(result)).await?;
+        self.send(AgentEvent::ResumeToken(index.to_string())).await
+    }
+
+    /// Answers a user message past the last turn. The result lets the client's UI leave its
+    /// streaming state; there is no resume token, as no scripted turn was played.
+    async fn exhausted(&mut self, scripted: usize) -> Result<(), Gone> {
+        let message = format!("fixture {:?} has only {scripted} turn(s)", self.fixture);
+        let code = "fixture_exhausted".to_owned();
+        self.send(AgentEvent::Error { code, message }).await?;
+        let session_id = self.session_id.to_string().into();
+        let result = object([
+            ("subtype", "error_during_execution".into()),
+            ("is_error", true.into()),
+            ("session_id", session_id),
+        ]);
+        self.send(AgentEvent::Result(result)).await
+    }
+
+    async fn send(&mut self, event: AgentEvent) -> Result<(), Gone> {
+        self.events.send(event).await.map_err(|_| Gone)
+    }
+
+    async fn next_user_message(&mut self) -> Result<Value, Gone> {
+        loop {
+            if let Some(content) = self.queued.pop_front() {
+                return Ok(content);
+            }
+            // No turn is running, so an interrupt has nothing to stop.
+            if let Some(reply) = self.command().await? {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    /// Waits for `fut` while serving commands. An interrupt stops the wait when `live` and is
+    /// acknowledged without effect otherwise.
+    async fn wait_for<F: Future>(
+        &mut self,
+        fut: F,
+        live: bool,
+    ) -> Result<Result<F::Output, Stop>, Gone> {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                // Commands first: an interrupt beats a timer or decision that is ready as well.
+                biased;
+                // Outside a turn, a queued user message starts the next one: later commands (an
+                // interrupt of that turn) stay in the channel until it has started.
+                interrupt = self.command(), if live || self.queued.is_empty() => match interrupt? {
+                    Some(reply) if live => return Ok(Err(Stop::Interrupt(reply))),
+                    Some(reply) => { let _ = reply.send(Ok(())); }
+                    None => {}
+                },
+                out = &mut fut => return Ok(Ok(out)),
+            }
+        }
+    }
+
+    /// Serves one command: queues a user message, acknowledges a control the replay agent has
+    /// nothing to do for, or hands back an interrupt's reply.
+    async fn command(&mut self) -> Result<Option<Reply>, Gone> {
+        let command = tokio::select! {
+            command = self.commands.recv() => command.ok_or(Gone)?,
+            () = self.events.closed() => return Err(Gone),
+        };
+        match command {
+            AgentCommand::UserMessage { content } => self.queued.push_back(content),
+            AgentCommand::Control {
+                control: Control::Interrupt,
+                reply,
+            } => return Ok(Some(reply)),
+            AgentCommand::Control { control, reply } => {
+                tracing::debug!(?control, "replay: ignoring control");
+                let _ = reply.send(Ok(()));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::Path;
+    use tokio::time::timeout;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reference");
+    const PATIENCE: Duration = Duration::from_secs(5);
+
+    fn config(fixture: Option<&str>) -> SessionConfig {
+        let fixture = fixture.map(Into::into);
+        SessionConfig {
+            fixture,
+            ..Default::default()
+        }
+    }
+
+    fn start_in(dir: &Path, fixture: &str, token: Option<&str>) -> AgentHandle {
+        let (config, resume_token) = (config(Some(fixture)), token.map(Into::into));
+        let spec = StartSpec {
+            session_id: Uuid::nil(),
+            config,
+            resume_token,
+        };
+        ReplayRuntime::new(dir.into(), None).start(spec).unwrap()
+    }
+
+    fn start(fixture: &str, token: Option<&str>) -> AgentHandle {
+        start_in(FIXTURES.as_ref(), fixture, token)
+    }
+
+    async fn say(h: &AgentHandle) {
+        let message = AgentCommand::UserMessage {
+            content: json!("hi"),
+        };
+        h.commands.send(message).await.unwrap();
+    }
+
+    async fn control(h: &AgentHandle, control: Control) {
+        let (reply, done) = oneshot::channel();
+        let command = AgentCommand::Control { control, reply };
+        h.commands.send(command).await.unwrap();
+        let done = timeout(PATIENCE, done).await;
+        done.unwrap().unwrap().unwrap();
+    }
+
+    async fn next(h: &mut AgentHandle) -> AgentEvent {
+        let event = timeout(PATIENCE, h.events.recv()).await;
+        event.unwrap().unwrap()
+    }
+
+    async fn next_ask(h: &mut AgentHandle) -> Ask {
+        match next(h).await {
+            AgentEvent::Ask(ask) => ask,
+            other => panic!("expected an ask, got {other:?}"),
+        }
+    }
+
+    /// Compares the next events with short labels, so tests state whole sequences.
+    async fn expect(h: &mut AgentHandle, labels: &[&str]) {
+        let mut got = Vec::new();
+        for _ in labels {
+            got.push(match next(h).await {
+                AgentEvent::Assistant { id, .. } => id,
+                AgentEvent::ToolResults { blocks } => format!("results:{}", blocks.len()),
+                AgentEvent::Result(r) => {
+                    let field = |key: &str| r[key].as_str().unwrap_or_default().to_owned();
+                    format!("{}@{}", field("subtype"), field("session_id"))
+                }
+                AgentEvent::ResumeToken(t) => format!("token:{t}"),
+                AgentEvent::Error { code, .. } => code,
+                other => format!("{other:?}"),
+            });
+        }
+        assert_eq!(got, labels);
+    }
+
+    /// Nothing else was emitted: a control is served only after any pending emission.
+    async fn expect_quiet(h: &mut AgentHandle) {
+        control(h, Control::SetModel(None)).await;
+        assert!(h.events.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn plain_qa_plays_one_turn_and_ends_with_the_session() {
+        let mut h = start("plain_qa", None);
+        say(&h).await;
+        let AgentEvent::Assistant {
+            id,
+            content,
+            model,
+            stop_reason,
+        } = next(&mut h).await
+        else {
+            panic!("no assistant message");
+        };
+        assert_eq!(
+            (id.as_str(), model.as_deref()),
+            ("m_1", Some("claude-opus-4-7"))
+        );
+        assert_eq!(content, [json!({"type": "text", "text": "hello world"})]);
+        assert_eq!(stop_reason.as_deref(), Some("end_turn"));
+        let AgentEvent::Result(result) = next(&mut h).await else {
+            panic!("no result");
+        };
+        let cost = json!({"session_id": "fake-1", "subtype": "success", "total_cost_usd": 0.001});
+        assert_eq!(Value::Object(result), cost);
+        expect(&mut h, &["token:1"]).await;
+        expect_quiet(&mut h).await;
+        drop(h.commands);
+        assert!(h.events.recv().await.is_none());
+        h.task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn read_allow_plays_on_after_allow() {
+        let mut h = start("read_allow", None);
+        say(&h).await;
+        expect(&mut h, &["m_1"]).await;
+        let ask = next_ask(&mut h).await;
+        assert_eq!(
+            (ask.kind, ask.tool_name.as_str()),
+            (AskKind::Permission, "Read")
+        );
+        assert_eq!(ask.correlation_id, "tu_1");
+        assert_eq!(ask.input, json!({"path": "./README.md"}));
+        assert_eq!(ask.context, json!({"tool_use_id": "tu_1"}));
+        let (updated_input, updated_permissions) = (None, None);
+        let allow = Decision::Allow {
+            updated_input,
+            updated_permissions,
+        };
+        ask.reply.send(allow).unwrap();
+        expect(&mut h, &["results:1", "m_2", "success@fake-2", "token:1"]).await;
+    }
+
+    #[tokio::test]
+    async fn every_reference_fixture_plays_to_its_result() {
+        for entry in std::fs::read_dir(FIXTURES).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().and_then(|s| s.to_str());
+            let name = name.unwrap_or_default();
+            if path.extension() != Some("jsonl".as_ref()) {
+                continue;
+            }
+            let mut h = start(name, None);
+            say(&h).await;
+            loop {
+                match next(&mut h).await {
+                    AgentEvent::Ask(ask) => {
+                        let question = name == "ask_user_question";
+                        assert_eq!(ask.kind == AskKind::Question, question, "{name}");
+                        let answers = json!({});
+                        let _ = ask.reply.send(Decision::Answer { answers });
+                    }
+                    AgentEvent::Result(_) => break,
+                    _ => {}
+                }
+            }
+            expect(&mut h, &["token:1"]).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn turns_wait_for_user_messages_and_resume_skips_played_ones() {
+        let mut h = start("multi_turn", None);
+        say(&h).await;
+        expect(&mut h, &["m_1", "success@fake-mt", "token:1"]).await;
+        expect_quiet(&mut h).await;
+        say(&h).await;
+        expect(&mut h, &["m_2", "success@fake-mt", "token:2"]).await;
+
+        let mut h = start("multi_turn", Some("1"));
+        say(&h).await;
+        expect(&mut h, &["m_2", "success@fake-mt", "token:2"]).await;
+        // An unreadable token starts over.
+        let mut h = start("multi_turn", Some("one"));
+        say(&h).await;
+        expect(&mut h, &["m_1"]).await;
+    }
+
+    #[tokio::test]
+    async fn interrupt_cuts_a_delay_short() {
+        let mut h = start("interrupt_mid_stream", None);
+        say(&h).await;
+        expect(&mut h, &["m_1"]).await;
+        control(&h, Control::Interrupt).await;
+        expect(&mut h, &["interrupted@fake-interrupt", "token:1"]).await;
+        expect_quiet(&mut h).await;
+
+        // That delay is 50 ms and might run out first; this one cannot (`next` times out).
+        let dir = tempfile::tempdir().unwrap();
+        let script = r#"{"kind":"expect_user_query"}
+            {"kind":"delay","seconds":3600}
+            {"kind":"outbound","message":{"type":"ResultMessage","session_id":"s"}}"#;
+        std::fs::write(dir.path().join("long.jsonl"), script).unwrap();
+        let mut h = start_in(dir.path(), "long", None);
+        say(&h).await;
+        control(&h, Control::Interrupt).await;
+        expect(&mut h, &["interrupted@s", "token:1"]).await;
+    }
+
+    #[tokio::test]
+    async fn interrupt_abandons_a_parked_callback() {
+        let mut h = start("read_allow", None);
+        say(&h).await;
+        expect(&mut h, &["m_1"]).await;
+        let ask = next_ask(&mut h).await;
+        control(&h, Control::Interrupt).await;
+        assert!(ask.reply.is_closed());
+        expect(&mut h, &["interrupted@fake-2", "token:1"]).await;
+        // Idle, an interrupt is acknowledged and does nothing.
+        control(&h, Control::Interrupt).await;
+        expect_quiet(&mut h).await;
+    }
+
+    #[tokio::test]
+    async fn deny_with_interrupt_stops_the_turn_unless_the_script_ends_it() {
+        for (fixture, session) in [
+            ("read_allow", "fake-2"),
+            ("deny_with_interrupt", "fake-deny"),
+        ] {
+            let mut h = start(fixture, None);
+            say(&h).await;
+            expect(&mut h, &["m_1"]).await;
+            let deny = Decision::Deny {
+                message: None,
+                interrupt: true,
+            };
+            next_ask(&mut h).await.reply.send(deny).unwrap();
+            expect(&mut h, &[&format!("interrupted@{session}"), "token:1"]).await;
+            expect_quiet(&mut h).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_task_ends_when_the_session_goes_away() {
+        let mut h = start("read_allow", None);
+        say(&h).await;
+        expect(&mut h, &["m_1"]).await;
+        drop(next_ask(&mut h).await); // the decision's sender
+        assert!(h.events.recv().await.is_none());
+
+        let h = start("plain_qa", None);
+        drop(h.events);
+        timeout(PATIENCE, h.task).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_message_past_the_script_reports_exhaustion() {
+        let mut h = start("plain_qa", None);
+        say(&h).await;
+        say(&h).await; // mid-turn: queued, not dropped
+        expect(&mut h, &["m_1", "success@fake-1", "token:1"]).await;
+        let result = format!("error_during_execution@{}", Uuid::nil());
+        expect(&mut h, &["fixture_exhausted", &result]).await;
+        control(&h, Control::SetPermissionMode("plan".into())).await;
+        control(&h, Control::StopTask("t1".into())).await;
+        expect_quiet(&mut h).await; // in particular, no resume token
+    }
+
+    #[test]
+    fn validate_checks_names_files_and_lines() {
+        let rt = ReplayRuntime::new(FIXTURES.into(), None);
+        assert!(rt.validate(&config(Some("plain_qa"))).is_ok());
+        for name in ["../x", "", "a/b", "a\\b", "..", "x y"] {
+            let err = rt.validate(&config(Some(name))).unwrap_err();
+            assert!(matches!(err, AgentError::BadFixture { .. }), "{name}");
+        }
+        let err = rt.validate(&config(Some("nope"))).unwrap_err();
+        assert!(matches!(err, AgentError::FixtureNotFound(_)), "{err}");
+        let err = rt.validate(&config(None)).unwrap_err();
+        assert!(err.to_string().contains("--default-fixture"), "{err}");
+        let rt = ReplayRuntime::new(FIXTURES.into(), Some("plain_qa".into()));
+        assert!(rt.validate(&config(None)).is_ok());
+
+        let dir = tempfile::tempdir().unwrap();
+        let rt = ReplayRuntime::new(dir.path().into(), None);
+        let bad_lines = [
+            r#"{"kind":"nope"}"#,
+            r#"{"kind":"delay","seconds":-1}"#,
+            r#"{"kind":"outbound","message":{"type":"SystemMessage","subtype":"mcp_status"}}"#,
+            r#"{"kind":"outbound","message":{"type":"AssistantMessage","id":"m"}}"#,
+            "not json",
+        ];
+        for line in bad_lines {
+            let text = format!("{{\"kind\":\"expect_user_query\"}}\n\n{line}\n");
+            std::fs::write(dir.path().join("bad.jsonl"), text).unwrap();
+            match rt.validate(&config(Some("bad"))) {
+                Err(AgentError::BadFixture { reason, .. }) => assert!(reason.starts_with("line 3")),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+    }
+}

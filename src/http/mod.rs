@@ -1,0 +1,52 @@
+//! The HTTP surface: routes and the extractors shared by handlers. Handlers stay thin: extract,
+//! call into `session`, map the result.
+
+mod health;
+mod input;
+mod sessions;
+mod stream;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use uuid::Uuid;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/sessions", post(sessions::create))
+        .route("/sessions/{id}", axum::routing::delete(sessions::delete))
+        .route("/sessions/{id}/stream", get(stream::stream))
+        .route("/sessions/{id}/input", post(input::input))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG),
+            ),
+        )
+        .with_state(state)
+}
+
+/// A session id from the path. Anything that is not a UUID cannot name a session: `404`.
+fn session_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found())
+}
+
+/// Maps body read failures: over the limit is `413`, anything else `400`.
+fn body_error(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "request body is over the size limit",
+        )
+    } else {
+        ApiError::bad_request("bad_body", rejection.body_text())
+    }
+}

@@ -1,0 +1,67 @@
+use super::session_id;
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::session::registry::Lookup;
+use crate::session::subscription::Subscription;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::Response;
+use std::convert::Infallible;
+
+/// `GET /sessions/{id}/stream`: SSE from `Last-Event-ID` (exclusive) onwards.
+pub async fn stream(
+    State(app): State<AppState>,
+    Principal(principal): Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = session_id(&id)?;
+    let after = last_event_id(&headers)?;
+    let (log, closed_last) = match app.registry.lookup(id, &principal).await? {
+        Lookup::Live(session) => (Some(session.log.clone()), 0),
+        Lookup::Closed { last_seq } => (None, last_seq),
+    };
+    let deps = &app.registry.deps;
+    let subscription = Subscription::open(
+        deps.store.clone(),
+        id,
+        log,
+        closed_last,
+        after,
+        deps.keepalive,
+        deps.shutdown.clone(),
+    )
+    .await?;
+    let body = futures::stream::unfold(subscription, |mut sub| async move {
+        let chunk = sub.next_chunk().await?;
+        Some((Ok::<_, Infallible>(chunk), sub))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// Absent or empty: from the start. Otherwise a non-negative integer, or `400`.
+fn last_event_id(headers: &HeaderMap) -> Result<u64, ApiError> {
+    let Some(raw) = headers.get("last-event-id") else {
+        return Ok(0);
+    };
+    let text = raw.to_str().unwrap_or("?").trim();
+    if text.is_empty() {
+        return Ok(0);
+    }
+    text.parse::<u64>().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_last_event_id",
+            format!("Last-Event-ID must be a non-negative integer, got {text:?}"),
+        )
+    })
+}

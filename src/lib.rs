@@ -1,0 +1,17 @@
+//! agent-webkit-server: durable Claude agent sessions over HTTP + SSE (wire protocol 1.0),
+//! with Postgres as the source of truth.
+#![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod frame;
+pub mod http;
+pub mod pg_embedded;
+pub mod session;
+pub mod store;
+
+/// The wire protocol this server speaks.
+pub const PROTOCOL_VERSION: &str = "1.0";

@@ -1,0 +1,263 @@
+//! Sessions: the per-session task, the registry of live sessions, the ring, subscriptions.
+//!
+//! - [`registry`]: finds a session, rehydrating it from Postgres when this host does not hold it.
+//! - [`actor`]: the one task per session that drives its agent and **appends** its events.
+//! - [`log`]: the ring of committed frames (**where events are published** to subscribers).
+//! - [`subscription`]: one SSE subscriber's cursor (ring, then Postgres when behind).
+//! - [`translate`]: agent messages → wire events.
+//! - [`inbound`]: parsing and validating `POST /input` bodies.
+
+pub mod actor;
+pub mod inbound;
+pub mod log;
+pub mod registry;
+pub mod subscription;
+pub mod translate;
+
+use crate::agent::{AgentError, AgentRuntime, AskKind, Decision};
+use crate::store::{inputs, writer::Writer, Store, StoreError};
+use inbound::Inbound;
+use log::EventLog;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("session not found")]
+    NotFound,
+    #[error("session is closed")]
+    Closed,
+    #[error("no pending request with this correlation_id")]
+    NoPendingDecision,
+    #[error("correlation_id {correlation_id:?} is a {pending}; answer it with {expected}")]
+    WrongResponseType {
+        correlation_id: String,
+        pending: &'static str,
+        expected: &'static str,
+    },
+    #[error("the session's inbound queue is full")]
+    QueueFull,
+    #[error("this host is at its session limit")]
+    AtCapacity,
+    #[error("the session is held by another host")]
+    OwnedElsewhere,
+    #[error("the session is stopping on this host")]
+    Stopping,
+    #[error("Last-Event-ID {after} is ahead of the session's last event {last}")]
+    ResumeAhead { after: u64, last: u64 },
+    #[error("events after {after} no longer exist (removed by retention)")]
+    EventsExpired { after: u64 },
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What every session of this host shares.
+pub struct Deps {
+    pub store: Store,
+    pub writer: Writer,
+    pub runtime: Arc<dyn AgentRuntime>,
+    pub host_id: i32,
+    pub ring_size: usize,
+    pub queue_capacity: usize,
+    pub keepalive: Duration,
+    /// Host shutdown: ends every stream.
+    pub shutdown: CancellationToken,
+    /// Sessions running on this host.
+    pub live: AtomicUsize,
+}
+
+/// A user message accepted into the session's queue.
+#[derive(Debug)]
+pub(crate) struct QueuedTurn {
+    pub input_id: i64,
+    pub content: Value,
+}
+
+pub(crate) enum ControlMsg {
+    Control(crate::agent::Control),
+    Close(oneshot::Sender<()>),
+}
+
+/// A parked callback waiting for its first reply.
+pub(crate) struct PendingAsk {
+    pub kind: AskKind,
+    /// Seq of the event that asked; the unique key of its accepted decision in `inputs`.
+    pub seq: u64,
+    pub reply: oneshot::Sender<Decision>,
+}
+
+pub(crate) type PendingAsks = Arc<Mutex<HashMap<String, PendingAsk>>>;
+
+/// The handle HTTP handlers use; the session's state lives in its [`actor`].
+pub struct Session {
+    pub id: Uuid,
+    pub principal: String,
+    pub log: Arc<EventLog>,
+    turns: mpsc::Sender<QueuedTurn>,
+    control: mpsc::Sender<ControlMsg>,
+    pending: PendingAsks,
+    /// Asks the actor to let go of the session (eviction, drain).
+    stop: CancellationToken,
+    /// Cancelled when the actor has finished.
+    stopped: CancellationToken,
+    deps: Arc<Deps>,
+}
+
+impl Session {
+    pub fn is_running(&self) -> bool {
+        !self.stopped.is_cancelled()
+    }
+
+    /// Handles one inbound message. Returns once it is recorded in Postgres (a `204`).
+    pub async fn input(
+        &self,
+        inbound: Inbound,
+        body: &Value,
+        principal: &str,
+    ) -> Result<(), SessionError> {
+        self.log.touch();
+        let base = inputs::NewInput {
+            session_id: self.id,
+            kind: inbound.kind(),
+            body,
+            principal,
+            status: 204,
+            correlation_id: None,
+            ask_seq: None,
+            turn_state: None,
+        };
+        match &inbound {
+            Inbound::UserMessage { content } => {
+                // Reserve the queue slot first: a full queue must not leave a recorded input.
+                let permit = self.turns.try_reserve().map_err(queue_error)?;
+                let queued = inputs::NewInput {
+                    turn_state: Some(inputs::TurnState::Queued),
+                    ..base
+                };
+                let input_id = inputs::record(&self.deps.store, queued).await?;
+                permit.send(QueuedTurn {
+                    input_id,
+                    content: content.clone(),
+                });
+            }
+            Inbound::Control(control) => {
+                let permit = self.control.try_reserve().map_err(queue_error)?;
+                inputs::record(&self.deps.store, base).await?;
+                permit.send(ControlMsg::Control(control.clone()));
+            }
+            Inbound::PermissionResponse {
+                correlation_id,
+                decision,
+            } => self.decide(correlation_id, decision.clone(), base).await?,
+            Inbound::QuestionResponse {
+                correlation_id,
+                answers,
+            } => {
+                let decision = Decision::Answer {
+                    answers: answers.clone(),
+                };
+                self.decide(correlation_id, decision, base).await?
+            }
+        }
+        Ok(())
+    }
+
+    /// First reply wins: the reply that takes the parked callback out of the map is the one;
+    /// every other gets `NoPendingDecision` (409). The unique index on accepted decisions makes
+    /// the same true across hosts.
+    async fn decide(
+        &self,
+        correlation_id: &str,
+        decision: Decision,
+        base: inputs::NewInput<'_>,
+    ) -> Result<(), SessionError> {
+        let is_question = matches!(decision, Decision::Answer { .. });
+        let taken = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            match pending.get(correlation_id) {
+                Some(ask) if (ask.kind == AskKind::Question) != is_question => {
+                    let (pending, expected) = match ask.kind {
+                        AskKind::Question => ("question", "question_response"),
+                        AskKind::Permission => ("permission request", "permission_response"),
+                        AskKind::Hook => ("hook decision request", "permission_response"),
+                    };
+                    return Err(SessionError::WrongResponseType {
+                        correlation_id: correlation_id.to_owned(),
+                        pending,
+                        expected,
+                    });
+                }
+                Some(ask) if ask.reply.is_closed() => {
+                    pending.remove(correlation_id);
+                    None
+                }
+                Some(_) => pending.remove(correlation_id),
+                None => None,
+            }
+        };
+        let Some(ask) = taken else {
+            let loser = inputs::NewInput {
+                status: 409,
+                correlation_id: Some(correlation_id),
+                ..base
+            };
+            if let Err(e) = inputs::record(&self.deps.store, loser).await {
+                tracing::warn!(error = %e, "could not record a 409 reply");
+            }
+            return Err(SessionError::NoPendingDecision);
+        };
+        let winner = inputs::NewInput {
+            correlation_id: Some(correlation_id),
+            ask_seq: Some(ask.seq),
+            ..base
+        };
+        match inputs::record(&self.deps.store, winner).await {
+            Ok(_) => {
+                // The agent may have moved on (interrupt) in between; the reply is then moot.
+                let _ = ask.reply.send(decision);
+                Ok(())
+            }
+            Err(StoreError::Conflict(_)) => Err(SessionError::NoPendingDecision),
+            Err(e) => {
+                // Not recorded, so not accepted: put it back for a retry.
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(correlation_id.to_owned(), ask);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// `DELETE`: stops the agent, commits `done`, marks the session closed. Streams end after
+    /// delivering `done`.
+    pub async fn close(&self) -> Result<(), SessionError> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(ControlMsg::Close(tx))
+            .await
+            .map_err(|_| SessionError::Stopping)?;
+        rx.await.map_err(|_| SessionError::Stopping)
+    }
+
+    /// Lets go of the session on this host (eviction, drain) and waits until it has.
+    pub async fn release(&self) {
+        self.stop.cancel();
+        self.stopped.cancelled().await;
+    }
+}
+
+fn queue_error<T>(e: mpsc::error::TrySendError<T>) -> SessionError {
+    match e {
+        mpsc::error::TrySendError::Full(_) => SessionError::QueueFull,
+        mpsc::error::TrySendError::Closed(_) => SessionError::Stopping,
+    }
+}

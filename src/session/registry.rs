@@ -1,0 +1,169 @@
+//! The sessions this host holds, and the one path that brings a session into memory.
+//!
+//! Every request for a session goes through [`Registry::lookup`]: if this host does not hold it
+//! (new, evicted, restarted, or last held by a dead host), it is claimed in Postgres and
+//! rehydrated — ring refilled from the table's tail, ids continuing, unfinished turns re-queued
+//! or reported. Rehydration is therefore not a recovery path but the ordinary one.
+//!
+//! Each session id has a slot guarded by an async mutex, so concurrent requests for a dormant
+//! session rehydrate it once, and eviction cannot race a request that is bringing it back.
+
+use super::{actor, Deps, Session, SessionError};
+use crate::agent::SessionConfig;
+use crate::store::sessions::{self, Claim};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use uuid::Uuid;
+
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Session>>>>;
+
+pub enum Lookup {
+    Live(Arc<Session>),
+    /// Deleted: history only, up to `last_seq` (its `done`).
+    Closed {
+        last_seq: u64,
+    },
+}
+
+pub struct Registry {
+    pub deps: Arc<Deps>,
+    slots: Mutex<HashMap<Uuid, Slot>>,
+    max_sessions: Option<usize>,
+}
+
+impl Registry {
+    pub fn new(deps: Arc<Deps>, max_sessions: Option<usize>) -> Registry {
+        Registry {
+            deps,
+            slots: Mutex::default(),
+            max_sessions,
+        }
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.deps.live.load(Ordering::Relaxed)
+    }
+
+    fn check_capacity(&self) -> Result<(), SessionError> {
+        match self.max_sessions {
+            Some(max) if self.live_count() >= max => Err(SessionError::AtCapacity),
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates a session (unowned; see `store::sessions::create`).
+    pub async fn create(
+        &self,
+        principal: &str,
+        config: SessionConfig,
+    ) -> Result<Uuid, SessionError> {
+        self.check_capacity()?;
+        self.deps.runtime.validate(&config)?;
+        let id = Uuid::new_v4();
+        sessions::create(&self.deps.store, id, principal, &config).await?;
+        Ok(id)
+    }
+
+    /// Finds a session for `principal`, rehydrating it on this host if needed.
+    pub async fn lookup(&self, id: Uuid, principal: &str) -> Result<Lookup, SessionError> {
+        let slot = self.slot(id);
+        let mut held = slot.lock().await;
+        if let Some(session) = held.as_ref().filter(|s| s.is_running()) {
+            return if session.principal == principal {
+                Ok(Lookup::Live(session.clone()))
+            } else {
+                Err(SessionError::NotFound)
+            };
+        }
+        *held = None;
+        self.check_capacity()?;
+        let deps = &self.deps;
+        match sessions::claim(&deps.store, id, deps.host_id, principal, deps.ring_size).await? {
+            Claim::Claimed(claimed) => {
+                tracing::debug!(session_id = %id, epoch = claimed.epoch, last_seq = claimed.last_seq, "session claimed");
+                let session = actor::spawn(deps.clone(), id, principal, *claimed);
+                *held = Some(session.clone());
+                Ok(Lookup::Live(session))
+            }
+            Claim::Closed { last_seq } => Ok(Lookup::Closed { last_seq }),
+            Claim::OwnedElsewhere => Err(SessionError::OwnedElsewhere),
+            Claim::NotFound => Err(SessionError::NotFound),
+        }
+    }
+
+    /// `DELETE`: closes a session; closing a closed one is harmless.
+    pub async fn close(&self, id: Uuid, principal: &str) -> Result<(), SessionError> {
+        match self.lookup(id, principal).await? {
+            Lookup::Live(session) => session.close().await,
+            Lookup::Closed { .. } => Ok(()),
+        }
+    }
+
+    fn slot(&self, id: Uuid) -> Slot {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id)
+            .or_default()
+            .clone()
+    }
+
+    fn all_slots(&self) -> Vec<(Uuid, Slot)> {
+        let slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+
+    /// Lets go of sessions with no subscriber and no input for `timeout`, and forgets slots of
+    /// sessions that ended. Evicted sessions stay in Postgres, dormant.
+    pub async fn evict_idle(&self, timeout: Duration) -> usize {
+        let mut evicted = 0;
+        for (id, slot) in self.all_slots() {
+            let Ok(mut held) = slot.try_lock() else {
+                continue; // someone is using it right now: not idle
+            };
+            match held.as_ref() {
+                Some(s) if s.is_running() && !s.log.is_idle(timeout) => continue,
+                Some(s) if s.is_running() => {
+                    tracing::info!(session_id = %id, "evicting idle session");
+                    s.release().await;
+                    evicted += 1;
+                }
+                _ => {}
+            }
+            *held = None;
+            drop(held);
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            // Only forget the slot if nobody picked it up meanwhile.
+            if slots.get(&id).is_some_and(|s| Arc::ptr_eq(s, &slot))
+                && Arc::strong_count(&slot) == 2
+            {
+                slots.remove(&id);
+            }
+        }
+        evicted
+    }
+
+    /// Releases every session this host holds (shutdown, drain).
+    pub async fn release_all(&self) {
+        for (_, slot) in self.all_slots() {
+            let mut held = slot.lock().await;
+            if let Some(s) = held.take() {
+                s.release().await;
+            }
+        }
+    }
+
+    /// Runs idle eviction until shutdown.
+    pub async fn run_reaper(self: Arc<Self>, timeout: Duration) {
+        let period = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = self.deps.shutdown.cancelled() => return,
+                _ = tick.tick() => { self.evict_idle(timeout).await; }
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! The record of inbound messages: who sent what, when, and what they were told.
+//!
+//! A `204` is only sent after the row is committed (nothing acknowledged is lost). User messages
+//! carry their turn's state (`queued` → `running` → `done` | `lost`) so a host that rehydrates
+//! the session re-queues accepted work and reports the turn that died with its previous host.
+
+use super::{Store, StoreError};
+use serde_json::Value;
+use uuid::Uuid;
+
+#[derive(Clone, Copy)]
+pub struct NewInput<'a> {
+    pub session_id: Uuid,
+    pub kind: &'a str,
+    pub body: &'a Value,
+    pub principal: &'a str,
+    pub status: u16,
+    pub correlation_id: Option<&'a str>,
+    /// Decisions: the seq of the event that asked.
+    pub ask_seq: Option<u64>,
+    pub turn_state: Option<TurnState>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnState {
+    Queued,
+    Running,
+    Done,
+    Lost,
+}
+
+impl TurnState {
+    fn as_str(self) -> &'static str {
+        match self {
+            TurnState::Queued => "queued",
+            TurnState::Running => "running",
+            TurnState::Done => "done",
+            TurnState::Lost => "lost",
+        }
+    }
+}
+
+/// Records one inbound message; returns its id. An accepted (`204`) decision for a correlation
+/// id that already has one (same `ask_seq`) fails with [`StoreError::Conflict`] (first reply wins, on any host).
+pub async fn record(store: &Store, input: NewInput<'_>) -> Result<i64, StoreError> {
+    let client = store.client().await?;
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO inputs (session_id, type, body, principal, status, correlation_id, ask_seq, turn_state) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .await?;
+    let row = client
+        .query_one(
+            &stmt,
+            &[
+                &input.session_id,
+                &input.kind,
+                input.body,
+                &input.principal,
+                &(input.status as i16),
+                &input.correlation_id,
+                &input.ask_seq.map(|s| s as i64),
+                &input.turn_state.map(TurnState::as_str),
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+pub async fn set_turn_state(
+    store: &Store,
+    session_id: Uuid,
+    input_id: i64,
+    state: TurnState,
+) -> Result<(), StoreError> {
+    let client = store.client().await?;
+    client
+        .execute(
+            "UPDATE inputs SET turn_state = $3 WHERE session_id = $1 AND id = $2",
+            &[&session_id, &input_id, &state.as_str()],
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! Postgres: the source of truth and the only coordinator between hosts.
+//!
+//! - [`writer`]: the group-commit writer — where events are *committed*, then handed to the ring.
+//! - [`sessions`]: session rows, claiming (fencing by epoch), release, close.
+//! - [`events`]: reads of the event log (ring refill, resume pages, retention bounds).
+//! - [`inputs`]: the record of every inbound message and the state of user turns.
+//! - [`hosts`]: this process's host row, its advisory lock and heartbeat.
+//!
+//! One driver, tokio-postgres, behind a deadpool pool. Every SQLSTATE is interpreted in one
+//! place, [`StoreError::from`], so callers match on meaning (unavailable, conflict), not codes.
+
+pub mod events;
+pub mod hosts;
+pub mod inputs;
+pub mod sessions;
+pub mod writer;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::str::FromStr;
+use std::time::Duration;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+mod embedded_migrations {
+    refinery::embed_migrations!("migrations");
+}
+
+/// Namespace of this server's advisory locks (first key of the two-key form).
+pub const LOCK_NS: i32 = 0x4157_4b53; // "AWKS"
+/// Second key of the migration lock, under [`LOCK_NS`]. Host locks use positive host ids.
+const MIGRATION_LOCK: i32 = -1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Postgres is unreachable, restarting, or the pool is exhausted: retry later (503).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule said no (e.g. a second accepted decision for one correlation id).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// This host no longer owns the session (its epoch is stale).
+    #[error("session is owned by another host")]
+    Fenced,
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        let text = match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        };
+        match e.code() {
+            Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Conflict(text),
+            Some(c) if is_transient(c) => StoreError::Unavailable(text),
+            Some(_) => StoreError::Other(text),
+            // No SQLSTATE: the connection itself failed or closed.
+            None => StoreError::Unavailable(text),
+        }
+    }
+}
+
+/// Connection loss, server shutdown and resource exhaustion: worth a retry.
+fn is_transient(c: &SqlState) -> bool {
+    let code = c.code();
+    code.starts_with("08") // connection exception
+        || code.starts_with("53") // insufficient resources
+        || code.starts_with("57P") // admin / crash shutdown, cannot connect now
+        || *c == SqlState::T_R_SERIALIZATION_FAILURE
+        || *c == SqlState::T_R_DEADLOCK_DETECTED
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// The connection pool and this process's identity as a host.
+#[derive(Clone)]
+pub struct Store {
+    pub pool: Pool,
+    pub url: String,
+}
+
+impl Store {
+    /// Builds the pool. Connections are made lazily; timeouts keep requests from hanging while
+    /// Postgres is down (they fail fast with [`StoreError::Unavailable`] and become `503`s).
+    pub fn connect(url: &str, max_connections: usize) -> Result<Store, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Other(format!("bad database url: {e}")))?;
+        config.connect_timeout(Duration::from_secs(3));
+        if config.get_application_name().is_none() {
+            config.application_name("agent-webkit-server");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(3)))
+            .recycle_timeout(Some(Duration::from_secs(3)))
+            .build()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        Ok(Store {
+            pool,
+            url: url.to_owned(),
+        })
+    }
+
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Applies the embedded migrations under an advisory lock, so several hosts starting at
+    /// once do not race (refinery itself does not lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        client
+            .execute(
+                "SELECT pg_advisory_lock($1, $2)",
+                &[&LOCK_NS, &MIGRATION_LOCK],
+            )
+            .await?;
+        let result = embedded_migrations::migrations::runner()
+            .run_async(&mut **client)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")));
+        client
+            .execute(
+                "SELECT pg_advisory_unlock($1, $2)",
+                &[&LOCK_NS, &MIGRATION_LOCK],
+            )
+            .await?;
+        result.map(|_| ())
+    }
+
+    /// Readiness: can we run a query right now?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        tokio::time::timeout(Duration::from_secs(2), client.simple_query("SELECT 1"))
+            .await
+            .map_err(|_| StoreError::Unavailable("ping timed out".into()))??;
+        Ok(())
+    }
+}

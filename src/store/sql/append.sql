@@ -1,0 +1,19 @@
+-- Group commit with fencing, in one statement.
+-- $1..$4: one element per event (session, seq, name, data); $5/$6: each session once with the
+-- epoch the writer holds; $7: this host.
+-- `owned` locks the session rows FOR SHARE while the events are inserted: a concurrent claim
+-- (an UPDATE that bumps the epoch) waits for this statement, and if the claim committed first,
+-- the locking re-check sees the new epoch and the session's events are skipped (fenced).
+WITH owned AS (
+    SELECT s.id
+    FROM sessions s
+    JOIN unnest($5::uuid[], $6::int8[]) AS w(id, epoch) ON s.id = w.id
+    WHERE s.epoch = w.epoch AND s.owner = $7
+    FOR SHARE OF s
+), inserted AS (
+    INSERT INTO events (session_id, seq, event, data)
+    SELECT e.session_id, e.seq, e.event, e.data::json
+    FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[]) AS e(session_id, seq, event, data)
+    WHERE e.session_id IN (SELECT id FROM owned)
+)
+SELECT id FROM owned

@@ -1,0 +1,9 @@
+//! Integration tests: real PostgreSQL, real HTTP on loopback, the real server.
+
+mod support;
+
+mod bad_input;
+mod durability;
+mod fixtures;
+mod protocol;
+mod resume;
