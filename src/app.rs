@@ -98,6 +98,8 @@ fn agent_runtime(config: &Config) -> anyhow::Result<Arc<dyn AgentRuntime>> {
 
 /// `agent-webkit-server serve`.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Refuse an unavailable runtime before starting anything.
+    agent_runtime(&Config::from_args(&args, String::new(), AuthMode::Disabled))?;
     let auth = resolve_auth(args.no_auth);
     let (database_url, cluster) = database(&args.db).await?;
     let config = Config::from_args(&args, database_url, auth);
