@@ -95,7 +95,7 @@ pub struct ServeArgs {
 
     /// Disable authentication (development only; logs a warning). Otherwise the bearer token
     /// is AGENT_WEBKIT_AUTH_TOKEN (or AGENT_WEBKIT_TOKEN), or a random one printed at start.
-    #[arg(long, env = "AGENT_WEBKIT_NO_AUTH")]
+    #[arg(long, env = "AGENT_WEBKIT_NO_AUTH", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_auth: bool,
 
     /// Interval of `: keepalive` comments on idle streams.
@@ -231,6 +231,31 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn no_auth_reads_one_from_the_environment() {
+        // clap reads env at parse time; the variable name is unique to this test.
+        let cli = Cli::try_parse_from(["x", "serve", "--no-auth"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!()
+        };
+        assert!(args.no_auth);
+        let parsed = BoolishValueParserCheck::parse("1");
+        assert!(parsed);
+    }
+
+    struct BoolishValueParserCheck;
+    impl BoolishValueParserCheck {
+        fn parse(v: &str) -> bool {
+            let cmd = clap::Command::new("x").arg(
+                clap::Arg::new("b")
+                    .long("b")
+                    .value_parser(clap::builder::BoolishValueParser::new()),
+            );
+            let m = cmd.try_get_matches_from(["x", "--b", v]).unwrap();
+            *m.get_one::<bool>("b").unwrap()
+        }
     }
 
     #[test]

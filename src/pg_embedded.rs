@@ -270,7 +270,8 @@ async fn shutdown(child: &mut Child, stdin: ChildStdin) -> Result<(), EmbeddedEr
     }
     tracing::warn!("embedded postgres did not stop within {STOP_TIMEOUT:?}; killing it");
     if let Some(pgid) = child.id() {
-        let kill = ["-c", r#"kill -KILL -- "-$1""#, "sh", &pgid.to_string()];
+        // Negative pid = process group. dash rejects `kill -KILL -- -pgid`.
+        let kill = ["-c", r#"kill -9 "-$1""#, "sh", &pgid.to_string()];
         let _ = Command::new("/bin/sh").args(kill).status().await;
     }
     let status = child.wait().await;

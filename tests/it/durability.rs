@@ -235,3 +235,35 @@ async fn queued_messages_survive_their_host() {
     assert_contiguous(&events, 3);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn nothing_is_published_while_its_commit_is_blocked() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let api = &server.api;
+    let id = api.create("plain_qa").await;
+    let mut stream = api.stream(&id, None).await.unwrap();
+    assert_eq!(stream.next().await.unwrap().event, "session_ready");
+
+    // Hold a lock that makes every append wait: the turn runs, its events cannot commit.
+    let mut blocker = db.client().await;
+    let tx = blocker.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE events IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    api.say(&id, "hi").await; // inputs are not blocked: the 204 still comes
+    assert!(
+        stream
+            .next_within(Duration::from_millis(700))
+            .await
+            .is_err(),
+        "an event reached a subscriber before it was committed"
+    );
+    tx.rollback().await.unwrap();
+
+    // Once the commit goes through, the events arrive, in order, nothing skipped.
+    let events = stream.until("result").await;
+    assert_eq!(names(&events), ["message_complete", "result"]);
+    assert_contiguous(&events, 2);
+    server.stop().await;
+}
