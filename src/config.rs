@@ -112,6 +112,23 @@ pub struct ServeArgs {
     #[arg(long, env = "AGENT_WEBKIT_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// On SIGTERM: how long running turns may take to finish before every session is released.
+    #[arg(long, env = "AGENT_WEBKIT_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// A host whose heartbeat is older than this is dead to the others (partitions; a killed
+    /// host is detected at once through its advisory lock).
+    #[arg(long, env = "AGENT_WEBKIT_LEASE", default_value = "10s", value_parser = parse_duration)]
+    pub lease: Duration,
+
+    /// How long a request waits for another live host to hand a session over.
+    #[arg(long, env = "AGENT_WEBKIT_HANDOVER_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub handover_timeout: Duration,
+
+    /// How often a host checks that it still owns the sessions it serves.
+    #[arg(long, env = "AGENT_WEBKIT_OWNERSHIP_CHECK", default_value = "250ms", value_parser = parse_duration)]
+    pub ownership_check: Duration,
+
     /// Postgres connections in this host's pool.
     #[arg(long, env = "AGENT_WEBKIT_DB_POOL_SIZE", default_value_t = 32)]
     pub db_pool_size: usize,
@@ -158,7 +175,8 @@ impl std::fmt::Debug for AuthMode {
 }
 
 /// Everything [`crate::app::run`] needs, resolved (a concrete database URL, the auth mode).
-#[derive(Debug, Clone)]
+/// `Debug` leaves out the database URL (it may carry a password) and the token.
+#[derive(Clone)]
 pub struct Config {
     pub database_url: String,
     pub auth: AuthMode,
@@ -173,6 +191,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub db_pool_size: usize,
     pub host_name: String,
+    pub drain_timeout: Duration,
+    pub lease: Duration,
+    pub handover_timeout: Duration,
+    pub ownership_check: Duration,
 }
 
 impl Config {
@@ -192,6 +214,10 @@ impl Config {
             max_body_bytes: 10 * 1024 * 1024,
             db_pool_size: 32,
             host_name: default_host_name(),
+            drain_timeout: Duration::from_secs(30),
+            lease: Duration::from_secs(10),
+            handover_timeout: Duration::from_secs(5),
+            ownership_check: Duration::from_millis(250),
         }
     }
 
@@ -208,8 +234,26 @@ impl Config {
             max_body_bytes: args.max_body_bytes,
             db_pool_size: args.db_pool_size,
             host_name: args.host_name.clone().unwrap_or_else(default_host_name),
+            drain_timeout: args.drain_timeout,
+            lease: args.lease,
+            handover_timeout: args.handover_timeout,
+            ownership_check: args.ownership_check,
             ..Config::new(database_url, auth)
         }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"<redacted>")
+            .field("auth", &self.auth)
+            .field("agent", &self.agent)
+            .field("ring_size", &self.ring_size)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_sessions", &self.max_sessions)
+            .field("host_name", &self.host_name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -247,7 +291,11 @@ mod tests {
 
     #[test]
     fn auth_token_is_redacted_in_debug() {
-        let cfg = Config::new("postgres://x".into(), AuthMode::Token("hunter2".into()));
-        assert!(!format!("{cfg:?}").contains("hunter2"));
+        let cfg = Config::new(
+            "postgres://u:pw-secret@h/db".into(),
+            AuthMode::Token("hunter2".into()),
+        );
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("pw-secret"));
     }
 }

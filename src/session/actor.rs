@@ -54,6 +54,8 @@ struct Actor {
     /// Control calls awaiting the agent's answer; a failure becomes an `error` event.
     control_replies: JoinSet<Result<(), AgentError>>,
     stop: CancellationToken,
+    /// A handover was asked for: start no new turn, let go when the current one ends.
+    handing_over: bool,
 }
 
 /// Starts the task of a session this host has just claimed.
@@ -90,6 +92,7 @@ pub(crate) fn spawn(deps: Arc<Deps>, id: Uuid, principal: &str, claimed: Claimed
         pending: pending.clone(),
         control_replies: JoinSet::new(),
         stop: stop.clone(),
+        handing_over: false,
     };
     deps.live.fetch_add(1, Ordering::Relaxed);
     let lost: Vec<i64> = lost.into_iter().map(|t| t.input_id).collect();
@@ -103,6 +106,7 @@ pub(crate) fn spawn(deps: Arc<Deps>, id: Uuid, principal: &str, claimed: Claimed
     Arc::new(Session {
         id,
         principal: principal.to_owned(),
+        epoch: claimed.epoch,
         log,
         turns: turns_tx,
         control: control_tx,
@@ -125,6 +129,9 @@ impl Actor {
         }
         let gone = self.log.gone.clone();
         let exit = loop {
+            if self.handing_over && self.turn.is_none() {
+                break Exit::Release;
+            }
             tokio::select! {
                 biased;
                 _ = gone.cancelled() => break Exit::Fenced,
@@ -132,6 +139,7 @@ impl Actor {
                 msg = control.recv() => match msg {
                     Some(ControlMsg::Close(ack)) => break Exit::Close(ack),
                     Some(ControlMsg::Control(c)) => self.on_control(c).await,
+                    Some(ControlMsg::Handover) => self.handing_over = true,
                     None => break Exit::Release,
                 },
                 Some(result) = self.control_replies.join_next(), if !self.control_replies.is_empty() => {
@@ -143,7 +151,9 @@ impl Actor {
                     Some(event) => self.on_agent_event(event).await,
                     None => self.on_agent_exit().await,
                 },
-                Some(turn) = turns.recv(), if self.turn.is_none() => self.start_turn(turn).await,
+                Some(turn) = turns.recv(), if self.turn.is_none() && !self.handing_over => {
+                    self.start_turn(turn).await
+                }
             }
         };
         self.finish(exit).await;

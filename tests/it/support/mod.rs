@@ -119,6 +119,8 @@ impl TestServer {
         config.fixtures = fixtures_dir();
         config.default_fixture = Some("plain_qa".into());
         config.db_pool_size = 8;
+        // Tests stop servers with turns parked on permissions; do not wait 30 s for them.
+        config.drain_timeout = Duration::from_millis(300);
         config
     }
 
