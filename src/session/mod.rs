@@ -146,9 +146,24 @@ impl Session {
         body: &Value,
         principal: &str,
     ) -> Result<(), SessionError> {
+        let result = self.accept(inbound, body, principal).await;
+        if matches!(result, Err(SessionError::Store(StoreError::Fenced))) {
+            // Another host owns the session now: end this host's streams for it.
+            self.log.set_gone();
+        }
+        result
+    }
+
+    async fn accept(
+        &self,
+        inbound: Inbound,
+        body: &Value,
+        principal: &str,
+    ) -> Result<(), SessionError> {
         self.log.touch();
         let base = inputs::NewInput {
             session_id: self.id,
+            holder: (self.deps.host_id, self.epoch),
             kind: inbound.kind(),
             body,
             principal,

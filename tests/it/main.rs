@@ -4,6 +4,7 @@ mod support;
 
 mod bad_input;
 mod durability;
+mod failover;
 mod fixtures;
 mod protocol;
 mod resume;

@@ -3,6 +3,8 @@
 //! small HTTP + SSE client.
 
 pub mod api;
+pub mod drill;
+pub mod fleet;
 pub mod sse;
 
 use agent_webkit_server::config::{AuthMode, Config};
