@@ -2,6 +2,7 @@
 //! shutdown token fires. [`serve`] adds what only the binary needs (embedded Postgres, signals,
 //! the startup token).
 
+use crate::agent::claude::ClaudeRuntime;
 use crate::agent::replay::ReplayRuntime;
 use crate::agent::AgentRuntime;
 use crate::config::{AgentKind, AuthMode, Config, ServeArgs};
@@ -90,9 +91,9 @@ fn agent_runtime(config: &Config) -> anyhow::Result<Arc<dyn AgentRuntime>> {
             config.fixtures.clone(),
             config.default_fixture.clone(),
         ))),
-        AgentKind::Claude => {
-            anyhow::bail!("--agent claude is not available in this version yet; use --agent replay")
-        }
+        AgentKind::Claude => Ok(Arc::new(
+            ClaudeRuntime::new(&config.claude, &config.data_dir).context("--agent claude")?,
+        )),
     }
 }
 

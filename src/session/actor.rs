@@ -48,6 +48,9 @@ struct Actor {
     config: SessionConfig,
     resume_token: Option<String>,
     agent: Option<AgentHandle>,
+    /// Whether the agent's latest event was an `Error`: if it then exits, that error already
+    /// told the client why, and only the turn's failed `result` is missing.
+    agent_reported_error: bool,
     /// Input id of the running turn.
     turn: Option<i64>,
     pending: PendingAsks,
@@ -86,6 +89,7 @@ pub(crate) fn spawn(deps: Arc<Deps>, id: Uuid, principal: &str, claimed: Claimed
         config: claimed.config,
         resume_token: claimed.resume_token,
         agent: None,
+        agent_reported_error: false,
         turn: None,
         pending: pending.clone(),
         control_replies: JoinSet::new(),
@@ -179,6 +183,7 @@ impl Actor {
     }
 
     async fn on_agent_event(&mut self, event: AgentEvent) {
+        self.agent_reported_error = matches!(event, AgentEvent::Error { .. });
         match event {
             AgentEvent::Ask(ask) => {
                 let wire = translate::ask(&ask);
@@ -225,7 +230,15 @@ impl Actor {
         if let Some(agent) = self.agent.take() {
             stop_agent(agent);
         }
-        if self.turn.is_some() {
+        if std::mem::take(&mut self.agent_reported_error) {
+            if let Some(input_id) = self.turn.take() {
+                let id = self.id.to_string();
+                let result = translate::failed_result(&id, "error_during_execution");
+                self.append(vec![result]).await;
+                self.pending_asks().clear();
+                self.set_turn_state(input_id, TurnState::Done).await;
+            }
+        } else if self.turn.is_some() {
             self.fail_turn(
                 "agent_exited",
                 "the agent exited during the turn",
