@@ -55,7 +55,7 @@ struct Actor {
     turn: Option<i64>,
     pending: PendingAsks,
     /// Control calls awaiting the agent's answer; a failure becomes an `error` event.
-    control_replies: JoinSet<Result<(), AgentError>>,
+    control_replies: JoinSet<(Control, Result<(), AgentError>)>,
     stop: CancellationToken,
 }
 
@@ -139,8 +139,12 @@ impl Actor {
                     None => break Exit::Release,
                 },
                 Some(result) = self.control_replies.join_next(), if !self.control_replies.is_empty() => {
-                    if let Ok(Err(e)) = result {
-                        self.append(vec![translate::error(e.code(), &e.to_string())]).await;
+                    match result {
+                        Ok((control, Ok(()))) => self.apply_config(&control).await,
+                        Ok((_, Err(e))) => {
+                            self.append(vec![translate::error(e.code(), &e.to_string())]).await;
+                        }
+                        Err(_) => {}
                     }
                 }
                 event = next_event(&mut self.agent) => match event {
@@ -248,30 +252,41 @@ impl Actor {
         }
     }
 
+    /// Serves a control call. A mode or model change becomes the session's config (used by
+    /// every later start of the agent) once the running agent accepted it, or at once when no
+    /// agent runs: a value the agent refused must not be stored and break the next start.
     async fn on_control(&mut self, control: Control) {
-        match &control {
-            Control::Interrupt if self.turn.is_none() => return,
-            Control::SetPermissionMode(mode) => {
-                self.config.permission_mode = Some(mode.clone());
-                self.save_config().await;
-            }
-            Control::SetModel(model) => {
-                self.config.model = model.clone();
-                self.save_config().await;
-            }
-            _ => {}
+        if control == Control::Interrupt && self.turn.is_none() {
+            return;
         }
-        let Some(agent) = &self.agent else { return };
+        let Some(agent) = &self.agent else {
+            self.apply_config(&control).await;
+            return;
+        };
         let (reply, rx) = oneshot::channel();
-        let command = AgentCommand::Control { control, reply };
+        let command = AgentCommand::Control {
+            control: control.clone(),
+            reply,
+        };
         if agent.commands.try_send(command).is_err() {
             let e = AgentError::Unavailable("the agent is not accepting commands".into());
             self.append(vec![translate::error(e.code(), &e.to_string())])
                 .await;
             return;
         }
-        self.control_replies
-            .spawn(async move { rx.await.unwrap_or(Err(AgentError::Exited)) });
+        self.control_replies.spawn(async move {
+            let outcome = rx.await.unwrap_or(Err(AgentError::Exited));
+            (control, outcome)
+        });
+    }
+
+    async fn apply_config(&mut self, control: &Control) {
+        match control {
+            Control::SetPermissionMode(mode) => self.config.permission_mode = Some(mode.clone()),
+            Control::SetModel(model) => self.config.model = model.clone(),
+            Control::Interrupt | Control::StopTask(_) => return,
+        }
+        self.save_config().await;
     }
 
     async fn report_lost_turn(&mut self, input_id: i64) {

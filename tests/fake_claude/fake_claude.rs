@@ -127,11 +127,12 @@ async fn main() {
         eprintln!("{line}");
     }
     if scenario.ignore_sigterm {
-        tokio::spawn(async {
+        let record = record.clone();
+        tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
             if let Ok(mut term) = signal(SignalKind::terminate()) {
                 while term.recv().await.is_some() {
-                    eprintln!("fake-claude: ignoring SIGTERM");
+                    record.write("sigterm_ignored", json!({}));
                 }
             }
         });

@@ -10,11 +10,12 @@
 //! ```
 //!
 //! A user message runs the steps of the first turn whose `when` occurs in its text (a turn
-//! without `when` matches any). Steps:
+//! without `when` matches any); a turn's `mcp_servers` replaces the scenario's. Steps:
 //! - `{"assistant": [blocks], "delay_ms": 5, "chunk": 4, "stop_reason": "…"}`: one API message,
 //!   streamed (text in `chunk`-char deltas, `delay_ms` apart) when `--include-partial-messages`;
 //!   each `tool_use` block then runs as a tool, driven by its `"fake"` key (removed on output):
-//!   `{"ask": true, "output": "text", "is_error": false, "echo_input": false, "context": {…}}`;
+//!   `{"ask": true, "output": "text", "is_error": false, "echo_input": false, "context": {…},
+//!   "cancel_after_ms": n}` (the last withdraws the permission request after n ms);
 //! - `{"delay_ms": n}`, `{"hang": true}` (until interrupted or killed);
 //! - `{"frame": {…}}` (written as is), `{"raw": "text"}`, `{"raw_bytes": n}` (n bytes of `x`);
 //! - `{"stderr": "line"}`, `{"exit": code}` (crash: exit at once, no result);
@@ -39,6 +40,8 @@ pub struct Scenario {
 #[serde(default)]
 pub struct Turn {
     pub when: Option<String>,
+    /// The MCP servers this turn's `system/init` reports (default: the scenario's).
+    pub mcp_servers: Option<Vec<Value>>,
     pub steps: Vec<Value>,
 }
 
@@ -52,17 +55,17 @@ impl Scenario {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("fake-claude: bad scenario: {e}"))
     }
 
-    /// The steps for a prompt; a plain answer when no turn matches.
-    pub fn steps_for(&self, prompt: &str) -> Vec<Value> {
+    /// The turn for a prompt; a plain answer when none matches.
+    pub fn turn_for(&self, prompt: &str) -> Turn {
         let turn = self.turns.iter().find(|t| match &t.when {
             Some(word) => prompt.contains(word.as_str()),
             None => true,
         });
-        match turn {
-            Some(turn) => turn.steps.clone(),
-            None => vec![serde_json::json!({"assistant": [
+        turn.cloned().unwrap_or_else(|| Turn {
+            steps: vec![serde_json::json!({"assistant": [
                 {"type": "text", "text": "Hello from the fake CLI."}]})],
-        }
+            ..Turn::default()
+        })
     }
 }
 

@@ -66,7 +66,11 @@ pub async fn run(cli: &mut Cli, denials: &mut Vec<Value>, block: &Value) -> Resu
             request["requires_user_interaction"] = true.into();
         }
         let request_id = cli.request(request);
-        match cli.wait(None, Some(&request_id)).await {
+        // `cancel_after_ms`: the CLI withdraws its own request (as on a hook timeout).
+        let cancel_at = fake["cancel_after_ms"]
+            .as_u64()
+            .map(|ms| tokio::time::Instant::now() + std::time::Duration::from_millis(ms));
+        match cli.wait(cancel_at, Some(&request_id)).await {
             Wake::Response(response) if response["subtype"] == "success" => {
                 let decision = &response["response"];
                 if decision["behavior"] == "allow" {
@@ -100,7 +104,12 @@ pub async fn run(cli: &mut Cli, denials: &mut Vec<Value>, block: &Value) -> Resu
                 interrupted_text(cli, "[Request interrupted by user for tool use]");
                 return Err(Stop::Interrupted { tools: true });
             }
-            Wake::Eof | Wake::Idle => {
+            Wake::Idle => {
+                cli.out(&json!({"type": "control_cancel_request", "request_id": request_id}));
+                output = json!("Permission request was withdrawn.");
+                is_error = true;
+            }
+            Wake::Eof => {
                 output = json!("Tool permission request failed: AbortError: Tool permission stream closed before response received");
                 is_error = true;
             }

@@ -41,6 +41,10 @@ pub async fn run(cli: &mut Cli, scenario: &Scenario, message: Value) -> Option<i
     }
     crate::save_state(cli);
     let mut turn = Turn::default();
+    let script = scenario.turn_for(&prompt);
+    if let Some(servers) = script.mcp_servers {
+        cli.mcp_servers = servers;
+    }
     let mut outcome = hooks(cli, "UserPromptSubmit", None, json!({"prompt": prompt}))
         .await
         .map(drop);
@@ -50,7 +54,7 @@ pub async fn run(cli: &mut Cli, scenario: &Scenario, message: Value) -> Option<i
         "model": cli.model, "permissionMode": cli.mode, "apiKeySource": "ANTHROPIC_API_KEY",
         "claude_code_version": "2.1.330", "uuid": Cli::uuid()}));
     if outcome.is_ok() {
-        for step in scenario.steps_for(&prompt) {
+        for step in script.steps {
             outcome = self::step(cli, &mut turn, &step).await;
             if outcome.is_err() {
                 break;

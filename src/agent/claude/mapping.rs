@@ -126,10 +126,8 @@ impl Mapper {
                     }
                 }
             }
-            "message_stop" => {
-                if id.is_some() && self.open.as_ref().map(|m| &m.id) == id.as_ref() {
-                    self.complete(out);
-                }
+            "message_stop" if id.is_some() && self.open.as_ref().map(|m| &m.id) == id.as_ref() => {
+                self.complete(out);
             }
             _ => {}
         }
