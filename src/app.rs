@@ -24,6 +24,9 @@ pub struct AppState {
     pub draining: CancellationToken,
 }
 
+/// The longest a shutdown waits for stopping agents (a Claude CLI gets two stop graces).
+const AGENT_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Runs the server until `shutdown` is cancelled, then releases every session it holds (so any
 /// host can take them over at once), ends every stream, and returns.
 pub async fn run(
@@ -46,7 +49,7 @@ pub async fn run(
     let deps = Arc::new(Deps {
         store: store.clone(),
         writer,
-        runtime,
+        runtime: runtime.clone(),
         host_id,
         ring_size: config.ring_size,
         queue_capacity: config.max_queued_inputs,
@@ -77,6 +80,10 @@ pub async fn run(
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     release.await?;
+    // Stopped agents get their grace periods (stdin closed, SIGTERM, SIGKILL) before we exit.
+    if tokio::time::timeout(AGENT_DRAIN_LIMIT, runtime.drain()).await.is_err() {
+        tracing::warn!("agents still stopping at exit");
+    }
     if let Err(e) = hosts::mark_released(&store, host_id).await {
         tracing::warn!(error = %e, "could not mark the host released");
     }

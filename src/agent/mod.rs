@@ -195,4 +195,10 @@ pub trait AgentRuntime: Send + Sync + 'static {
 
     /// Starts (or, with `spec.resume_token`, resumes) the agent of one session.
     fn start(&self, spec: StartSpec) -> Result<AgentHandle, AgentError>;
+
+    /// Completes once the agents stopped so far are fully gone (processes reaped). The host
+    /// awaits it after releasing its sessions at shutdown, so exiting does not cut a stop short.
+    fn drain(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }

@@ -224,6 +224,7 @@ async fn main() {
             }
         }
     }
+    tokio::time::sleep(std::time::Duration::from_millis(scenario.exit_delay_ms)).await;
     let code = i32::from(cli.last_result_error);
     record.write("exit", json!({"code": code}));
     std::process::exit(code);

@@ -3,7 +3,7 @@
 //! A scenario is one JSON object (file named by `FAKE_CLAUDE_SCENARIO`):
 //!
 //! ```json
-//! {"init_delay_ms": 0, "no_init_response": false, "ignore_sigterm": false,
+//! {"init_delay_ms": 0, "exit_delay_ms": 0, "no_init_response": false, "ignore_sigterm": false,
 //!  "spawn_child": false, "stderr": ["printed at start"],
 //!  "mcp_servers": [{"name": "notion", "status": "connected"}],
 //!  "turns": [{"when": "RUNBASH", "steps": [...]}, {"steps": [...]}]}
@@ -28,6 +28,8 @@ use serde_json::Value;
 #[serde(default)]
 pub struct Scenario {
     pub init_delay_ms: u64,
+    /// How long the CLI takes to exit after stdin EOF (flushing its transcript).
+    pub exit_delay_ms: u64,
     pub no_init_response: bool,
     pub ignore_sigterm: bool,
     pub spawn_child: bool,

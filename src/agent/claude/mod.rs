@@ -57,6 +57,8 @@ pub struct Options {
 pub struct ClaudeRuntime {
     options: Arc<Options>,
     roots: cwd::Roots,
+    /// Every process's driver and reaper, so a host shutting down can wait for them.
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl ClaudeRuntime {
@@ -75,6 +77,7 @@ impl ClaudeRuntime {
         Ok(ClaudeRuntime {
             options: Arc::new(options),
             roots,
+            tasks: Default::default(),
         })
     }
 
@@ -174,7 +177,8 @@ impl AgentRuntime for ClaudeRuntime {
             .current_dir(&cwd)
             .env_clear()
             .envs(argv::env(std::env::vars_os(), &cwd));
-        let spawned = process::spawn(command, self.options.stop_grace).map_err(|e| {
+        let grace = self.options.stop_grace;
+        let spawned = process::spawn(command, grace, self.tasks.clone()).map_err(|e| {
             let path = self.options.path.display();
             AgentError::Unavailable(format!("cannot start the Claude CLI ({path}): {e}"))
         })?;
@@ -215,11 +219,16 @@ impl AgentRuntime for ClaudeRuntime {
             interrupt_deadline: None,
             startup_errors: Vec::new(),
         };
-        let task = rt.spawn(driver.run(hooks.initialize));
+        let task = self.tasks.spawn_on(driver.run(hooks.initialize), &rt);
         Ok(AgentHandle {
             commands,
             events,
             task,
         })
+    }
+
+    fn drain(&self) -> futures::future::BoxFuture<'_, ()> {
+        self.tasks.close();
+        Box::pin(self.tasks.wait())
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! Stopping follows spec §12: close stdin (the caller drops the writer), give the CLI `grace`
 //! to finish and flush its transcript, then SIGTERM, `grace` again, then SIGKILL. The reaper
-//! runs detached from the session, so a `DELETE` answers at once, and it always ends with a
+//! runs detached from the session, so a `DELETE` answers at once (a host shutting down waits
+//! for its reapers, through [`TaskTracker`]), and it always ends with a
 //! SIGKILL to the group so no child outlives the CLI. After the CLI itself is reaped its pid
 //! cannot name another group while members of its group remain (Linux keeps a pid allocated
 //! while it is in use as a process group id), so this last signal only reaches stragglers.
@@ -18,6 +19,7 @@
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio_util::task::TaskTracker;
 
 use rustix::process::{kill_process_group, Pid, Signal};
 
@@ -28,8 +30,13 @@ pub struct Spawned {
     pub stderr: ChildStderr,
 }
 
-/// Spawns `command` with piped stdio in a new process group.
-pub fn spawn(mut command: Command, grace: Duration) -> std::io::Result<Spawned> {
+/// Spawns `command` with piped stdio in a new process group. Its reaper will run on `reapers`,
+/// which the host waits for at shutdown.
+pub fn spawn(
+    mut command: Command,
+    grace: Duration,
+    reapers: TaskTracker,
+) -> std::io::Result<Spawned> {
     command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -52,6 +59,7 @@ pub fn spawn(mut command: Command, grace: Duration) -> std::io::Result<Spawned> 
             child: Some(child),
             group,
             grace,
+            reapers,
         },
         stdin,
         stdout,
@@ -72,6 +80,7 @@ pub struct Process {
     child: Option<Child>,
     group: Option<Pid>,
     grace: Duration,
+    reapers: TaskTracker,
 }
 
 impl Process {
@@ -88,7 +97,8 @@ impl Process {
     /// Stops and reaps the CLI in the background.
     pub fn stop(mut self, how: Stop) {
         if let Some(child) = self.child.take() {
-            tokio::spawn(reap(child, self.group, self.grace, how));
+            self.reapers
+                .spawn(reap(child, self.group, self.grace, how));
         }
     }
 }
@@ -99,7 +109,10 @@ impl Drop for Process {
             return;
         };
         match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn(reap(child, self.group, self.grace, Stop::Now))),
+            Ok(rt) => {
+                let reap = reap(child, self.group, self.grace, Stop::Now);
+                drop(self.reapers.spawn_on(reap, &rt));
+            }
             // No runtime left to wait with: kill now; `kill_on_drop` covers the CLI itself.
             Err(_) => signal(self.group, Signal::KILL),
         }

@@ -373,17 +373,19 @@ async fn delete_kills_a_cli_that_ignores_sigterm() {
 
 #[tokio::test]
 async fn an_idle_cli_exits_on_eof_when_the_server_stops() {
-    let fake = FakeCli::new(json!({"spawn_child": true}));
+    // It takes 200 ms to exit after EOF (the stop grace is 300 ms).
+    let fake = FakeCli::new(json!({"spawn_child": true, "exit_delay_ms": 200}));
     let db = TestDb::new().await;
     let server = fake.server(&db).await;
     let (id, mut stream) = open(&server.api, json!({})).await;
     server.api.say(&id, "hi").await;
     stream.until("result").await;
     server.stop().await;
+    // Shutdown waited for the CLI: it is gone, with its child, when the server has stopped.
     let pid = fake.starts()[0]["pid"].as_u64().unwrap();
     let child = fake.records_of("child")[0]["child"].as_u64().unwrap();
-    assert!(eventually(Duration::from_secs(5), || reaped(pid)).await);
-    assert!(eventually(Duration::from_secs(5), || gone(child)).await);
+    assert!(reaped(pid), "CLI {pid} outlived the server");
+    assert!(eventually(Duration::from_millis(200), || gone(child)).await);
     // It finished on its own (stdin EOF), without a signal.
     let exits: Vec<Value> = fake.records_of("exit");
     assert_eq!(exits.len(), 1);
