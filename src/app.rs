@@ -81,7 +81,10 @@ pub async fn run(
         .await?;
     release.await?;
     // Stopped agents get their grace periods (stdin closed, SIGTERM, SIGKILL) before we exit.
-    if tokio::time::timeout(AGENT_DRAIN_LIMIT, runtime.drain()).await.is_err() {
+    if tokio::time::timeout(AGENT_DRAIN_LIMIT, runtime.drain())
+        .await
+        .is_err()
+    {
         tracing::warn!("agents still stopping at exit");
     }
     if let Err(e) = hosts::mark_released(&store, host_id).await {

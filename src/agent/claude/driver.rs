@@ -59,6 +59,7 @@ pub struct Driver {
     pub interrupt_deadline: Option<Instant>,
     /// Errors of a `result` written before `initialize` was answered (a failed resume).
     pub startup_errors: Vec<String>,
+    pub spawned_at: Instant,
 }
 
 /// Why the driver stops.
@@ -75,7 +76,8 @@ type Step = Result<(), End>;
 
 impl Driver {
     pub async fn run(mut self, hooks: Option<Value>) {
-        let deadline = Instant::now() + self.options.start_timeout;
+        self.spawned_at = Instant::now();
+        let deadline = self.spawned_at + self.options.start_timeout;
         let id = self.outstanding.start(Waiter::Initialize, deadline);
         self.write(&protocol::control_request(&id, control::initialize(hooks)));
         let end = self.serve().await;
@@ -191,6 +193,8 @@ impl Driver {
             None => Ok(()),
             Some((Waiter::Initialize, Ok(_))) => {
                 self.started = true;
+                let ready_ms = self.spawned_at.elapsed().as_millis() as u64;
+                tracing::info!(session_id = %self.session_id, ready_ms, "claude: CLI ready");
                 while let Some(command) = self.backlog.pop_front() {
                     self.command(command)?;
                 }

@@ -218,6 +218,7 @@ impl AgentRuntime for ClaudeRuntime {
             turn: false,
             interrupt_deadline: None,
             startup_errors: Vec::new(),
+            spawned_at: tokio::time::Instant::now(),
         };
         let task = self.tasks.spawn_on(driver.run(hooks.initialize), &rt);
         Ok(AgentHandle {

@@ -97,8 +97,7 @@ impl Process {
     /// Stops and reaps the CLI in the background.
     pub fn stop(mut self, how: Stop) {
         if let Some(child) = self.child.take() {
-            self.reapers
-                .spawn(reap(child, self.group, self.grace, how));
+            self.reapers.spawn(reap(child, self.group, self.grace, how));
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The contract test: the server with the **real** Claude Code CLI (the binary bundled in the
 //! `claude-agent-sdk` wheel, fetched by `.ci/fetch-claude-cli`), talking to the fake Messages
 //! API of [`super::fake_api`]. It proves the runtime works with the real thing: a streamed
-//! answer, a tool call that needs permission (allowed, and run), an AskUserQuestion, a control
-//! error from the CLI, and a clean teardown. It never skips: without the binary it fails and
+//! answer, a tool call that needs permission (interrupted while it waits; then allowed with
+//! the CLI's own "always allow" suggestion, and run), an AskUserQuestion, a control error from
+//! the CLI, and a clean teardown. It never skips: without the binary it fails and
 //! says how to get it.
 
 use super::fake_api::{FakeApi, QUESTION};
@@ -135,7 +136,21 @@ async fn the_real_cli_runs_a_session_end_to_end() {
     assert!(result["usage"]["input_tokens"].is_u64());
     assert!(result["duration_ms"].is_u64() && result["num_turns"].is_u64());
 
-    // 2. A tool call that needs permission: allowed, run, its output back to the model.
+    // 2. A tool call that needs permission, interrupted while it waits: the CLI withdraws
+    // the request, so a late answer is a conflict.
+    api.say(&id, "please RUNBASH").await;
+    let asked = stream.until("permission_request").await.pop().unwrap().data;
+    answer(api, &id, json!({"type": "interrupt"})).await;
+    let events = stream.until("result").await;
+    let result = events.last().unwrap();
+    assert_eq!(result.data["subtype"], "interrupted", "{events:?}");
+    assert_eq!(result.data["terminal_reason"], "aborted_tools");
+    let late = json!({"type": "permission_response", "correlation_id": asked["correlation_id"],
+        "behavior": "allow"});
+    assert_eq!(api.input(&id, late).await, 409);
+
+    // 3. Asked again and allowed, with the CLI's own suggestion to always allow it: the tool
+    // runs and its output goes back to the model.
     api.say(&id, "please RUNBASH").await;
     let request = stream.until("permission_request").await;
     let tool_use = find(&request, "tool_use").clone();
@@ -145,8 +160,13 @@ async fn the_real_cli_runs_a_session_end_to_end() {
     assert_eq!(asked["tool_name"], "Bash");
     assert_eq!(asked["input"]["command"], "touch made.txt && echo hi");
     assert_eq!(asked["context"]["tool_use_id"], tool_use["tool_use_id"]);
+    let suggestions = asked["context"]["suggestions"].clone();
+    assert!(
+        suggestions.as_array().is_some_and(|s| !s.is_empty()),
+        "{asked}"
+    );
     let allow = json!({"type": "permission_response", "correlation_id": asked["correlation_id"],
-        "behavior": "allow"});
+        "behavior": "allow", "updated_permissions": suggestions});
     answer(api, &id, allow).await;
     let events = stream.until("result").await;
     let result = find(&events, "tool_result");
@@ -165,8 +185,19 @@ async fn the_real_cli_runs_a_session_end_to_end() {
         session_dir.join("made.txt").exists(),
         "Bash ran in the session's directory"
     );
+    // The rule applies to this session only: nothing was written to a settings file.
+    assert!(!session_dir.join(".claude").exists());
 
-    // 3. AskUserQuestion, answered through the wire's question_response.
+    // 4. The same call now runs without asking: the CLI took the rule.
+    api.say(&id, "please RUNBASH").await;
+    let events = stream.until("result").await;
+    assert!(
+        !events.iter().any(|e| e.event == "permission_request"),
+        "{events:?}"
+    );
+    assert_eq!(find(&events, "tool_result")["output"], "hi");
+
+    // 5. AskUserQuestion, answered through the wire's question_response.
     api.say(&id, "ASKQ").await;
     let events = stream.until("ask_user_question").await;
     let question = events.last().unwrap().data.clone();
@@ -188,7 +219,7 @@ async fn the_real_cli_runs_a_session_end_to_end() {
     let seen = fake_api.main_requests().last().unwrap().to_string();
     assert!(seen.contains("Blue"), "the answer did not reach the model");
 
-    // 4. A control request the CLI refuses: its code reaches the client.
+    // 6. A control request the CLI refuses: its code reaches the client.
     let bypass = json!({"type": "set_permission_mode", "mode": "bypassPermissions"});
     answer(api, &id, bypass).await;
     let error = stream.until("error").await.pop().unwrap();
@@ -204,7 +235,7 @@ async fn the_real_cli_runs_a_session_end_to_end() {
         "acceptEdits is accepted"
     );
 
-    // 5. Teardown: DELETE answers at once and the CLI is reaped.
+    // 7. Teardown: DELETE answers at once and the CLI is reaped.
     let pid = cli_pid(&dir);
     let asked = Instant::now();
     assert_eq!(api.delete(&id).await, 204);

@@ -156,24 +156,14 @@ fn reply(request: &Value) -> Vec<Value> {
         Value::String(s) => vec![text(s)],
         _ => Vec::new(),
     };
-    if let Some(result) = blocks.iter().find(|b| b["type"] == "tool_result") {
-        let output = match &result["content"] {
-            Value::String(s) => s.clone(),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p["text"].as_str())
-                .collect::<Vec<_>>()
-                .join(""),
-            _ => String::new(),
-        };
-        return vec![text(&format!("done: {output}"))];
-    }
     let prompt: String = blocks
         .iter()
         .filter_map(|b| b["text"].as_str())
         .collect::<Vec<_>>()
         .join("\n");
     let tool_id = || format!("toolu_{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
+    // A new prompt wins over a tool result in the same message (after an interrupt, the CLI
+    // merges the interrupted tool's result into the next prompt's message).
     if offers_tools && prompt.contains("RUNBASH") {
         return vec![
             text("I will run it."),
@@ -188,6 +178,18 @@ fn reply(request: &Value) -> Vec<Value> {
                 "options": [{"label": "Red", "description": "warm"},
                             {"label": "Blue", "description": "cool"}]}]}}),
         ];
+    }
+    if let Some(result) = blocks.iter().find(|b| b["type"] == "tool_result") {
+        let output = match &result["content"] {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(""),
+            _ => String::new(),
+        };
+        return vec![text(&format!("done: {output}"))];
     }
     vec![text("Hello from the fake API.")]
 }
