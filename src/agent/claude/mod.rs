@@ -11,6 +11,7 @@
 //! - [`protocol`]: NDJSON framing and the frames we write, kept as raw `serde_json::Value`s;
 //! - [`mapping`]: CLI frames → [`AgentEvent`]s (§17);
 //! - [`control`]: our control requests and their deadlines; [`asks`]: the CLI's parked requests;
+//! - [`requests`]: the CLI's control requests to us;
 //! - [`hooks`]: hook callbacks the session registers;
 //! - [`driver`]: the one task per process that ties them together.
 //!
@@ -30,6 +31,7 @@ mod mapping;
 mod pipes;
 mod process;
 mod protocol;
+mod requests;
 
 use super::{
     AgentCommand, AgentError, AgentEvent, AgentHandle, AgentRuntime, SessionConfig, StartSpec,
