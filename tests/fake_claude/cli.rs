@@ -50,6 +50,7 @@ pub struct Cli {
     pub in_turn: bool,
     pub last_result_error: bool,
     pub no_init_response: bool,
+    pub silent_controls: Vec<String>,
     pub init_delay_ms: u64,
     pub mcp_servers: Vec<Value>,
     pub cwd: String,
@@ -71,6 +72,7 @@ impl Cli {
             in_turn: false,
             last_result_error: false,
             no_init_response: false,
+            silent_controls: Vec::new(),
             init_delay_ms: 0,
             mcp_servers: Vec::new(),
             cwd: std::env::current_dir()
@@ -168,7 +170,11 @@ impl Cli {
     async fn control(&mut self, line: &Value, awaiting: Option<&str>) -> Option<Wake> {
         let id = &line["request_id"];
         let request = &line["request"];
-        match request["subtype"].as_str().unwrap_or("") {
+        let subtype = request["subtype"].as_str().unwrap_or("");
+        if self.silent_controls.iter().any(|s| s == subtype) {
+            return None;
+        }
+        match subtype {
             "initialize" => {
                 if self.no_init_response {
                     return None;

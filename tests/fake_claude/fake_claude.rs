@@ -208,6 +208,7 @@ async fn main() {
     cli.prompt_tool = args.prompt_tool;
     cli.partial = args.partial;
     cli.no_init_response = scenario.no_init_response;
+    cli.silent_controls = scenario.silent_controls.clone();
     cli.init_delay_ms = scenario.init_delay_ms;
     cli.mcp_servers = scenario.mcp_servers.clone();
     loop {

@@ -4,7 +4,7 @@
 //!
 //! ```json
 //! {"init_delay_ms": 0, "exit_delay_ms": 0, "no_init_response": false, "ignore_sigterm": false,
-//!  "spawn_child": false, "stderr": ["printed at start"],
+//!  "silent_controls": ["stop_task"], "spawn_child": false, "stderr": ["printed at start"],
 //!  "mcp_servers": [{"name": "notion", "status": "connected"}],
 //!  "turns": [{"when": "RUNBASH", "steps": [...]}, {"steps": [...]}]}
 //! ```
@@ -31,6 +31,8 @@ pub struct Scenario {
     /// How long the CLI takes to exit after stdin EOF (flushing its transcript).
     pub exit_delay_ms: u64,
     pub no_init_response: bool,
+    /// Control request subtypes the CLI never answers.
+    pub silent_controls: Vec<String>,
     pub ignore_sigterm: bool,
     pub spawn_child: bool,
     pub stderr: Vec<String>,

@@ -221,3 +221,44 @@ async fn garbage_unknown_and_over_long_stdout_lines_do_not_break_the_session() {
     assert_eq!(events.last().unwrap().data["subtype"], "success");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_cli_that_stops_answering_is_an_error_not_a_hang() {
+    let steps = vec![say("working"), json!({"hang": "ignore_interrupt"})];
+    let scenario = json!({"silent_controls": ["stop_task"],
+        "turns": [turn("STUCK", steps), turn("", vec![say("fine")])]});
+    let fake = FakeCli::new(scenario);
+    let db = TestDb::new().await;
+    let mut config = fake.config(&db);
+    config.claude.claude_control_timeout = Duration::from_millis(500);
+    let server = crate::support::TestServer::start_with(config).await;
+    let api = &server.api;
+    let (id, mut stream) = open(api, json!({})).await;
+    api.say(&id, "hello").await;
+    stream.until("result").await;
+
+    // A control call the CLI never answers: an error after the control timeout.
+    let stop = json!({"type": "stop_task", "task_id": "t1"});
+    assert_eq!(api.input(&id, stop).await, 204);
+    let error = stream.until("error").await.pop().unwrap();
+    assert_eq!(error.data["code"], "control_timeout");
+
+    // An interrupt the CLI acknowledges but never ends the turn for: the turn ends anyway,
+    // the CLI is killed, and the next message starts a new one that resumes.
+    api.say(&id, "STUCK").await;
+    stream.until("message_complete").await;
+    assert_eq!(api.input(&id, json!({"type": "interrupt"})).await, 204);
+    let events = stream.until("result").await;
+    assert_eq!(shape(&events), ["error", "result"]);
+    assert_eq!(events[0].data["code"], "agent_unresponsive");
+    assert_eq!(events[1].data["subtype"], "error_during_execution");
+    let pid = fake.starts()[0]["pid"].as_u64().unwrap();
+    assert!(super::eventually(Duration::from_secs(5), || super::reaped(pid)).await);
+    api.say(&id, "again").await;
+    assert_eq!(
+        stream.until("result").await.pop().unwrap().data["subtype"],
+        "success"
+    );
+    assert!(argv(&fake.starts()[1]).contains(&format!("--resume={id}")));
+    server.stop().await;
+}
