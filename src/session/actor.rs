@@ -234,21 +234,11 @@ impl Actor {
         if let Some(agent) = self.agent.take() {
             stop_agent(agent);
         }
-        if std::mem::take(&mut self.agent_reported_error) {
-            if let Some(input_id) = self.turn.take() {
-                let id = self.id.to_string();
-                let result = translate::failed_result(&id, "error_during_execution");
-                self.append(vec![result]).await;
-                self.pending_asks().clear();
-                self.set_turn_state(input_id, TurnState::Done).await;
-            }
-        } else if self.turn.is_some() {
-            self.fail_turn(
-                "agent_exited",
-                "the agent exited during the turn",
-                TurnState::Done,
-            )
-            .await;
+        let explained = std::mem::take(&mut self.agent_reported_error);
+        if self.turn.is_some() {
+            let error = (!explained)
+                .then(|| translate::error("agent_exited", "the agent exited during the turn"));
+            self.end_failed_turn(error, TurnState::Done).await;
         }
     }
 
@@ -302,12 +292,16 @@ impl Actor {
     /// Ends the running turn with an `error` and a failed `result`, so every UI leaves its
     /// streaming state.
     async fn fail_turn(&mut self, code: &str, message: &str, state: TurnState) {
+        let error = translate::error(code, message);
+        self.end_failed_turn(Some(error), state).await;
+    }
+
+    /// [`fail_turn`](Self::fail_turn) without an `error` of our own when the agent sent one.
+    async fn end_failed_turn(&mut self, error: Option<WireEvent>, state: TurnState) {
         let id = self.id.to_string();
-        self.append(vec![
-            translate::error(code, message),
-            translate::failed_result(&id, "error_during_execution"),
-        ])
-        .await;
+        let result = translate::failed_result(&id, "error_during_execution");
+        self.append(error.into_iter().chain([result]).collect())
+            .await;
         self.pending_asks().clear();
         if let Some(input_id) = self.turn.take() {
             self.set_turn_state(input_id, state).await;
