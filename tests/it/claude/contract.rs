@@ -90,11 +90,11 @@ fn check_streamed(events: &[Event]) {
 async fn the_real_cli_runs_a_session_end_to_end() {
     let cli = real_cli();
     let fake_api = FakeApi::start().await;
-    let dir = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix("awk-real-claude-")
         .tempdir()
-        .unwrap()
-        .keep();
+        .unwrap();
+    let dir = tmp.path().to_owned();
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
     config.agent = AgentKind::Claude;

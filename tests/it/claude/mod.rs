@@ -23,16 +23,17 @@ pub struct FakeCli {
     pub wrapper: PathBuf,
     scenario: PathBuf,
     record: PathBuf,
+    /// Removes `dir` when the test is over.
+    _tmp: tempfile::TempDir,
 }
 
 impl FakeCli {
     pub fn new(scenario: Value) -> FakeCli {
-        let dir = tempfile::Builder::new()
+        let tmp = tempfile::Builder::new()
             .prefix("awk-fake-claude-")
             .tempdir()
-            .unwrap()
-            .keep();
-        FakeCli::in_dir(dir, scenario)
+            .unwrap();
+        FakeCli::in_dir(tmp, scenario)
     }
 
     /// Another "host" sharing `other`'s transcripts (its `CLAUDE_CONFIG_DIR`).
@@ -44,12 +45,14 @@ impl FakeCli {
         fake
     }
 
-    fn in_dir(dir: PathBuf, scenario: Value) -> FakeCli {
+    fn in_dir(tmp: tempfile::TempDir, scenario: Value) -> FakeCli {
+        let dir = tmp.path().to_owned();
         let fake = FakeCli {
             wrapper: dir.join("claude"),
             scenario: dir.join("scenario.json"),
             record: dir.join("record.jsonl"),
             dir,
+            _tmp: tmp,
         };
         std::fs::create_dir_all(fake.dir.join("config")).unwrap();
         fake.set_scenario(scenario);
