@@ -2,6 +2,7 @@
 //! shutdown token fires. [`serve`] adds what only the binary needs (embedded Postgres, signals,
 //! the startup token).
 
+use crate::agent::claude::ClaudeRuntime;
 use crate::agent::replay::ReplayRuntime;
 use crate::agent::AgentRuntime;
 use crate::config::{AgentKind, AuthMode, Config, ServeArgs};
@@ -23,6 +24,9 @@ pub struct AppState {
     /// Cancelled when the host starts shutting down: `/readyz` fails, creation is refused.
     pub draining: CancellationToken,
 }
+
+/// The longest a shutdown waits for stopping agents (a Claude CLI gets two stop graces).
+const AGENT_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs the server until `shutdown` is cancelled, then releases every session it holds (so any
 /// host can take them over at once), ends every stream, and returns.
@@ -49,7 +53,7 @@ pub async fn run(
     let deps = Arc::new(Deps {
         store: store.clone(),
         writer,
-        runtime,
+        runtime: runtime.clone(),
         host_id,
         ring_size: config.ring_size,
         queue_capacity: config.max_queued_inputs,
@@ -95,6 +99,13 @@ pub async fn run(
         .with_graceful_shutdown(drained.cancelled_owned())
         .await?;
     release.await?;
+    // Stopped agents get their grace periods (stdin closed, SIGTERM, SIGKILL) before we exit.
+    if tokio::time::timeout(AGENT_DRAIN_LIMIT, runtime.drain())
+        .await
+        .is_err()
+    {
+        tracing::warn!("agents still stopping at exit");
+    }
     if let Err(e) = hosts::mark_released(&store, host_id).await {
         tracing::warn!(error = %e, "could not mark the host released");
     }
@@ -109,9 +120,9 @@ fn agent_runtime(config: &Config) -> anyhow::Result<Arc<dyn AgentRuntime>> {
             config.fixtures.clone(),
             config.default_fixture.clone(),
         ))),
-        AgentKind::Claude => {
-            anyhow::bail!("--agent claude is not available in this version yet; use --agent replay")
-        }
+        AgentKind::Claude => Ok(Arc::new(
+            ClaudeRuntime::new(&config.claude, &config.data_dir).context("--agent claude")?,
+        )),
     }
 }
 

@@ -43,7 +43,7 @@ pub struct DbArgs {
 pub enum AgentKind {
     /// Plays scenario files (JSON Lines) from --fixtures: tests, demos, benchmarks.
     Replay,
-    /// Drives the Claude Code CLI (not available yet).
+    /// Drives the Claude Code CLI over stream-json, one process per session.
     Claude,
 }
 
@@ -65,6 +65,9 @@ pub struct ServeArgs {
     /// Which agent runtime runs the sessions.
     #[arg(long, env = "AGENT_WEBKIT_AGENT", value_enum, default_value = "replay")]
     pub agent: AgentKind,
+
+    #[command(flatten)]
+    pub claude: ClaudeArgs,
 
     /// Replay runtime: directory of scenario files (`<name>.jsonl`).
     #[arg(
@@ -147,6 +150,60 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
 }
 
+/// Settings of the Claude runtime (`--agent claude`); ignored by the replay runtime.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct ClaudeArgs {
+    /// Claude runtime: the Claude Code CLI executable (a path, or a name looked up on PATH).
+    #[arg(long, env = "AGENT_WEBKIT_CLAUDE_PATH", default_value = "claude")]
+    pub claude_path: PathBuf,
+
+    /// Claude runtime: a directory a session's `cwd` may lie in (repeatable; the env var takes
+    /// a `:`-separated list). Without one, every session runs in its own directory under
+    /// --data-dir and may not choose a `cwd`.
+    #[arg(long, env = "AGENT_WEBKIT_ALLOWED_CWD", value_delimiter = ':')]
+    pub allowed_cwd: Vec<PathBuf>,
+
+    /// Claude runtime: which settings files the CLI loads (`--setting-sources`), e.g.
+    /// `user,project,local`. Empty (the default) loads none, so a session's directory cannot
+    /// bring its own hooks or permission rules.
+    #[arg(long, env = "AGENT_WEBKIT_CLAUDE_SETTING_SOURCES", default_value = "")]
+    pub claude_setting_sources: String,
+
+    /// Claude runtime: how long a starting CLI may take to answer `initialize`.
+    #[arg(long, env = "AGENT_WEBKIT_CLAUDE_START_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub claude_start_timeout: Duration,
+
+    /// Claude runtime: how long the CLI may take to answer a control request (interrupt, mode,
+    /// model, stop task), and to end a turn after an interrupt, before it is given up on.
+    #[arg(long, env = "AGENT_WEBKIT_CLAUDE_CONTROL_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub claude_control_timeout: Duration,
+
+    /// Claude runtime: when a session stops, how long the CLI gets after stdin closes before
+    /// SIGTERM, and after SIGTERM before SIGKILL (to its whole process group).
+    #[arg(long, env = "AGENT_WEBKIT_CLAUDE_STOP_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub claude_stop_grace: Duration,
+
+    /// Claude runtime: the largest stdout line (one frame) read from the CLI; longer ones are
+    /// skipped with an `error` event.
+    #[arg(long, env = "AGENT_WEBKIT_CLAUDE_MAX_FRAME_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub claude_max_frame_bytes: usize,
+}
+
+impl Default for ClaudeArgs {
+    /// The command line's defaults.
+    fn default() -> Self {
+        ClaudeArgs {
+            claude_path: PathBuf::from("claude"),
+            allowed_cwd: Vec::new(),
+            claude_setting_sources: String::new(),
+            claude_start_timeout: Duration::from_secs(60),
+            claude_control_timeout: Duration::from_secs(60),
+            claude_stop_grace: Duration::from_secs(5),
+            claude_max_frame_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
 /// Durations as plain seconds (`300`) or with a unit (`300s`, `5m`, `250ms`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<f64>() {
@@ -181,6 +238,9 @@ pub struct Config {
     pub database_url: String,
     pub auth: AuthMode,
     pub agent: AgentKind,
+    /// Local state (the Claude runtime's per-session directories live in `sessions/`).
+    pub data_dir: PathBuf,
+    pub claude: ClaudeArgs,
     pub fixtures: PathBuf,
     pub default_fixture: Option<String>,
     pub ring_size: usize,
@@ -204,6 +264,8 @@ impl Config {
             database_url,
             auth,
             agent: AgentKind::Replay,
+            data_dir: PathBuf::from("./.agent-webkit"),
+            claude: ClaudeArgs::default(),
             fixtures: PathBuf::from("tests/fixtures/reference"),
             default_fixture: None,
             ring_size: 1000,
@@ -224,6 +286,8 @@ impl Config {
     pub fn from_args(args: &ServeArgs, database_url: String, auth: AuthMode) -> Config {
         Config {
             agent: args.agent,
+            data_dir: args.db.data_dir.clone(),
+            claude: args.claude.clone(),
             fixtures: args.fixtures.clone(),
             default_fixture: args.default_fixture.clone(),
             ring_size: args.ring_size as usize,
@@ -287,6 +351,30 @@ mod tests {
             panic!("expected serve")
         };
         assert!(args.no_auth);
+    }
+
+    #[test]
+    fn claude_defaults_match_the_command_line() {
+        let cli = Cli::try_parse_from(["agent-webkit-server", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve")
+        };
+        assert_eq!(args.claude, ClaudeArgs::default());
+        let cli = Cli::try_parse_from([
+            "agent-webkit-server",
+            "serve",
+            "--allowed-cwd",
+            "/a",
+            "--allowed-cwd",
+            "/b:/c",
+        ]);
+        let Command::Serve(args) = cli.unwrap().command else {
+            panic!("expected serve")
+        };
+        assert_eq!(
+            args.claude.allowed_cwd,
+            ["/a", "/b", "/c"].map(PathBuf::from)
+        );
     }
 
     #[test]

@@ -48,11 +48,14 @@ struct Actor {
     config: SessionConfig,
     resume_token: Option<String>,
     agent: Option<AgentHandle>,
+    /// Whether the agent's latest event was an `Error`: if it then exits, that error already
+    /// told the client why, and only the turn's failed `result` is missing.
+    agent_reported_error: bool,
     /// Input id of the running turn.
     turn: Option<i64>,
     pending: PendingAsks,
     /// Control calls awaiting the agent's answer; a failure becomes an `error` event.
-    control_replies: JoinSet<Result<(), AgentError>>,
+    control_replies: JoinSet<(Control, Result<(), AgentError>)>,
     stop: CancellationToken,
     /// A handover was asked for: start no new turn, let go when the current one ends.
     handing_over: bool,
@@ -88,6 +91,7 @@ pub(crate) fn spawn(deps: Arc<Deps>, id: Uuid, principal: &str, claimed: Claimed
         config: claimed.config,
         resume_token: claimed.resume_token,
         agent: None,
+        agent_reported_error: false,
         turn: None,
         pending: pending.clone(),
         control_replies: JoinSet::new(),
@@ -143,8 +147,12 @@ impl Actor {
                     None => break Exit::Release,
                 },
                 Some(result) = self.control_replies.join_next(), if !self.control_replies.is_empty() => {
-                    if let Ok(Err(e)) = result {
-                        self.append(vec![translate::error(e.code(), &e.to_string())]).await;
+                    match result {
+                        Ok((control, Ok(()))) => self.apply_config(&control).await,
+                        Ok((_, Err(e))) => {
+                            self.append(vec![translate::error(e.code(), &e.to_string())]).await;
+                        }
+                        Err(_) => {}
                     }
                 }
                 event = next_event(&mut self.agent) => match event {
@@ -189,6 +197,7 @@ impl Actor {
     }
 
     async fn on_agent_event(&mut self, event: AgentEvent) {
+        self.agent_reported_error = matches!(event, AgentEvent::Error { .. });
         match event {
             AgentEvent::Ask(ask) => {
                 let wire = translate::ask(&ask);
@@ -235,40 +244,49 @@ impl Actor {
         if let Some(agent) = self.agent.take() {
             stop_agent(agent);
         }
+        let explained = std::mem::take(&mut self.agent_reported_error);
         if self.turn.is_some() {
-            self.fail_turn(
-                "agent_exited",
-                "the agent exited during the turn",
-                TurnState::Done,
-            )
-            .await;
+            let error = (!explained)
+                .then(|| translate::error("agent_exited", "the agent exited during the turn"));
+            self.end_failed_turn(error, TurnState::Done).await;
         }
     }
 
+    /// Serves a control call. A mode or model change becomes the session's config (used by
+    /// every later start of the agent) once the running agent accepted it, or at once when no
+    /// agent runs: a value the agent refused must not be stored and break the next start.
     async fn on_control(&mut self, control: Control) {
-        match &control {
-            Control::Interrupt if self.turn.is_none() => return,
-            Control::SetPermissionMode(mode) => {
-                self.config.permission_mode = Some(mode.clone());
-                self.save_config().await;
-            }
-            Control::SetModel(model) => {
-                self.config.model = model.clone();
-                self.save_config().await;
-            }
-            _ => {}
+        if control == Control::Interrupt && self.turn.is_none() {
+            return;
         }
-        let Some(agent) = &self.agent else { return };
+        let Some(agent) = &self.agent else {
+            self.apply_config(&control).await;
+            return;
+        };
         let (reply, rx) = oneshot::channel();
-        let command = AgentCommand::Control { control, reply };
+        let command = AgentCommand::Control {
+            control: control.clone(),
+            reply,
+        };
         if agent.commands.try_send(command).is_err() {
             let e = AgentError::Unavailable("the agent is not accepting commands".into());
             self.append(vec![translate::error(e.code(), &e.to_string())])
                 .await;
             return;
         }
-        self.control_replies
-            .spawn(async move { rx.await.unwrap_or(Err(AgentError::Exited)) });
+        self.control_replies.spawn(async move {
+            let outcome = rx.await.unwrap_or(Err(AgentError::Exited));
+            (control, outcome)
+        });
+    }
+
+    async fn apply_config(&mut self, control: &Control) {
+        match control {
+            Control::SetPermissionMode(mode) => self.config.permission_mode = Some(mode.clone()),
+            Control::SetModel(model) => self.config.model = model.clone(),
+            Control::Interrupt | Control::StopTask(_) => return,
+        }
+        self.save_config().await;
     }
 
     async fn report_lost_turn(&mut self, input_id: i64) {
@@ -284,12 +302,16 @@ impl Actor {
     /// Ends the running turn with an `error` and a failed `result`, so every UI leaves its
     /// streaming state.
     async fn fail_turn(&mut self, code: &str, message: &str, state: TurnState) {
+        let error = translate::error(code, message);
+        self.end_failed_turn(Some(error), state).await;
+    }
+
+    /// [`fail_turn`](Self::fail_turn) without an `error` of our own when the agent sent one.
+    async fn end_failed_turn(&mut self, error: Option<WireEvent>, state: TurnState) {
         let id = self.id.to_string();
-        self.append(vec![
-            translate::error(code, message),
-            translate::failed_result(&id, "error_during_execution"),
-        ])
-        .await;
+        let result = translate::failed_result(&id, "error_during_execution");
+        self.append(error.into_iter().chain([result]).collect())
+            .await;
         self.pending_asks().clear();
         if let Some(input_id) = self.turn.take() {
             self.set_turn_state(input_id, state).await;

@@ -3,6 +3,7 @@
 mod support;
 
 mod bad_input;
+mod claude;
 mod durability;
 mod failover;
 mod fencing;
