@@ -256,8 +256,27 @@ async fn a_postgres_restart_mid_stream_loses_and_duplicates_nothing() {
         probe >= 500,
         "an input was answered {probe} with Postgres down"
     );
+    // Every host reports itself not ready.
+    for host in &fleet.hosts {
+        let ready = host.api().get_status("/readyz").await;
+        assert_eq!(ready, Some(503), "{} ready without Postgres", host.name);
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let cluster = PgCluster::start(options()).await.unwrap();
+    // Every advisory lock vanished with the restart; that alone must not make the hosts dead.
+    let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let all_alive: bool = c
+        .query_one(
+            "SELECT bool_and(host_alive(id, interval '3 s')) FROM hosts",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(all_alive, "a Postgres restart made live hosts look dead");
 
     let report = drill::verify(&url, sessions).await;
     report.assert_clean();
