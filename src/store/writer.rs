@@ -12,20 +12,31 @@
 //! epoch is no longer the writer's are not inserted, and those sessions are told they are fenced.
 //! Transient failures (Postgres down or restarting) are retried with backoff, in order, without
 //! publishing anything meanwhile; sessions feel it as backpressure on the bounded channel.
+//!
+//! Load shedding starts here too: when more than [`SATURATION_APPENDS`] appends wait (the
+//! sessions produce faster than Postgres commits), [`Writer::saturated`] says so and new work
+//! (user messages, new sessions) is refused with `503 overloaded` at the door, instead of
+//! being accepted into a queue that only grows. Metrics are recorded per batch (commit time,
+//! size, fenced appends), never per event.
 
 use super::{Store, StoreError};
 use crate::frame::Frame;
+use crate::metrics::Metrics;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Upper bound of events per statement; beyond it, array parameters stop paying off.
 const MAX_BATCH_EVENTS: usize = 4096;
 /// Appends waiting for the writer; a full channel slows the sessions that append.
 const CHANNEL_CAPACITY: usize = 8192;
+/// Queued appends beyond which the writer counts as saturated: a quarter of the channel is
+/// several batches' worth, which a writer that keeps up never lets pile up.
+pub const SATURATION_APPENDS: usize = CHANNEL_CAPACITY / 4;
 
 /// Receives a session's frames once they are committed, in commit order.
 pub trait CommitSink: Send + Sync {
@@ -42,6 +53,8 @@ pub struct Append {
     pub sink: Arc<dyn CommitSink>,
     /// Completed after the commit (and after `sink` saw the frames).
     pub ack: Option<oneshot::Sender<Result<(), StoreError>>>,
+    /// The appender's span (its turn): the batch's commit span is a child of its first append's.
+    pub span: tracing::Span,
 }
 
 #[derive(Clone)]
@@ -57,9 +70,29 @@ impl Writer {
         host_id: i32,
         shutdown: CancellationToken,
     ) -> (Writer, tokio::task::JoinHandle<()>) {
+        Writer::spawn_with(store, host_id, shutdown, Arc::default())
+    }
+
+    /// [`Writer::spawn`], recording into the host's metrics.
+    pub fn spawn_with(
+        store: Store,
+        host_id: i32,
+        shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> (Writer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let task = tokio::spawn(run(store, host_id, rx, shutdown));
+        let task = tokio::spawn(run(store, host_id, rx, shutdown, metrics));
         (Writer { tx }, task)
+    }
+
+    /// Appends waiting to be committed.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Whether the writer is falling behind (see the module doc).
+    pub fn saturated(&self) -> bool {
+        self.queued() > SATURATION_APPENDS
     }
 
     /// Queues an append. Waits while the writer is saturated (backpressure).
@@ -76,6 +109,7 @@ async fn run(
     host_id: i32,
     mut rx: mpsc::Receiver<Append>,
     shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
 ) {
     let mut batch: Vec<Append> = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -90,8 +124,21 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let outcome = commit_with_retry(&store, host_id, &batch, &shutdown).await;
-        tracing::trace!(events, appends = batch.len(), "batch committed");
+        let span = tracing::info_span!(
+            parent: &batch[0].span,
+            "store.commit",
+            events,
+            appends = batch.len(),
+            host_id,
+        );
+        let started = Instant::now();
+        let outcome = commit_with_retry(&store, host_id, &batch, &shutdown)
+            .instrument(span)
+            .await;
+        metrics
+            .store_commit_seconds
+            .record(started.elapsed().as_secs_f64());
+        metrics.store_batch_events.record(events as f64);
         for append in batch.drain(..) {
             let result = match &outcome {
                 Ok(owned) if owned.contains(&append.session_id) => {
@@ -99,6 +146,7 @@ async fn run(
                     Ok(())
                 }
                 Ok(_) => {
+                    metrics.fenced_appends.increment(1);
                     append.sink.fenced();
                     Err(StoreError::Fenced)
                 }
