@@ -8,5 +8,6 @@ mod durability;
 mod failover;
 mod fencing;
 mod fixtures;
+mod metrics;
 mod protocol;
 mod resume;
