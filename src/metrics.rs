@@ -91,6 +91,7 @@ pub struct Metrics {
     pub fenced_appends: Counter,
     pub agent_processes: Gauge,
     pub writer_queue: Gauge,
+    pub writer_queue_bytes: Gauge,
     pub overloaded: Counter,
     pub sse_write_timeouts: Counter,
 }
@@ -190,6 +191,10 @@ impl Metrics {
             writer_queue: r.gauge(
                 "agent_webkit_writer_queue_appends",
                 "Appends waiting for the group-commit writer",
+            ),
+            writer_queue_bytes: r.gauge(
+                "agent_webkit_writer_queue_bytes",
+                "Bytes of events waiting for the group-commit writer",
             ),
             overloaded: r.counter(
                 "agent_webkit_overload_rejections_total",

@@ -21,6 +21,9 @@ fn render(app: &AppState) -> impl IntoResponse {
         .sessions_live
         .set(app.registry.live_count() as f64);
     deps.metrics.writer_queue.set(deps.writer.queued() as f64);
+    deps.metrics
+        .writer_queue_bytes
+        .set(deps.writer.queued_bytes() as f64);
     (
         [(
             header::CONTENT_TYPE,

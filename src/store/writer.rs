@@ -13,8 +13,10 @@
 //! Transient failures (Postgres down or restarting) are retried with backoff, in order, without
 //! publishing anything meanwhile; sessions feel it as backpressure on the bounded channel.
 //!
-//! Load shedding starts here too: when more than [`SATURATION_APPENDS`] appends wait (the
-//! sessions produce faster than Postgres commits), [`Writer::saturated`] says so and new work
+//! What waits is bounded twice: by appends (the channel) and by bytes ([`MAX_QUEUED_BYTES`]).
+//! Load shedding starts here too: when more than [`SATURATION_APPENDS`] appends or half the
+//! bytes wait (the sessions produce faster than Postgres commits), [`Writer::saturated`] says so
+//! and new work
 //! (user messages, new sessions) is refused with `503 overloaded` at the door, instead of
 //! being accepted into a queue that only grows. Metrics are recorded per batch (commit time,
 //! size, fenced appends), never per event.
@@ -25,7 +27,7 @@ use crate::metrics::Metrics;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -37,6 +39,10 @@ const CHANNEL_CAPACITY: usize = 8192;
 /// Queued appends beyond which the writer counts as saturated: a quarter of the channel is
 /// several batches' worth, which a writer that keeps up never lets pile up.
 pub const SATURATION_APPENDS: usize = CHANNEL_CAPACITY / 4;
+/// Bytes of frames queued for commit, at most: the channel counts appends, and 8192 appends of
+/// large events (tool results of whole files) would be gigabytes. An append waits for its
+/// bytes like for a channel slot; one larger than the budget takes all of it and goes alone.
+pub const MAX_QUEUED_BYTES: usize = 64 << 20;
 
 /// Receives a session's frames once they are committed, in commit order.
 pub trait CommitSink: Send + Sync {
@@ -59,8 +65,13 @@ pub struct Append {
 
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Append>,
+    tx: mpsc::Sender<Queued>,
+    /// [`MAX_QUEUED_BYTES`] as permits, held by each append until it is published.
+    budget: Arc<Semaphore>,
 }
+
+/// An append and the bytes of budget it holds.
+type Queued = (Append, Option<OwnedSemaphorePermit>);
 
 impl Writer {
     /// Starts the writer task for this host. It runs until every `Writer` clone is dropped,
@@ -82,7 +93,8 @@ impl Writer {
     ) -> (Writer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
         let task = tokio::spawn(run(store, host_id, rx, shutdown, metrics));
-        (Writer { tx }, task)
+        let budget = Arc::new(Semaphore::new(MAX_QUEUED_BYTES));
+        (Writer { tx, budget }, task)
     }
 
     /// Appends waiting to be committed.
@@ -90,36 +102,52 @@ impl Writer {
         self.tx.max_capacity() - self.tx.capacity()
     }
 
-    /// Whether the writer is falling behind (see the module doc).
-    pub fn saturated(&self) -> bool {
-        self.queued() > SATURATION_APPENDS
+    /// Bytes of frames waiting to be committed.
+    pub fn queued_bytes(&self) -> usize {
+        MAX_QUEUED_BYTES.saturating_sub(self.budget.available_permits())
     }
 
-    /// Queues an append. Waits while the writer is saturated (backpressure).
+    /// Whether the writer is falling behind (see the module doc): many appends, or half the
+    /// byte budget, waiting.
+    pub fn saturated(&self) -> bool {
+        self.queued() > SATURATION_APPENDS || self.queued_bytes() > MAX_QUEUED_BYTES / 2
+    }
+
+    /// Queues an append. Waits while the writer is saturated (backpressure): for a slot in the
+    /// channel and for its bytes in the budget.
     pub async fn append(&self, append: Append) -> Result<(), StoreError> {
-        self.tx
-            .send(append)
-            .await
-            .map_err(|_| StoreError::Unavailable("writer stopped".into()))
+        let stopped = || StoreError::Unavailable("writer stopped".into());
+        let bytes: usize = append.frames.iter().map(|f| f.bytes.len()).sum();
+        let permit = if bytes == 0 {
+            None
+        } else {
+            let n = bytes.min(MAX_QUEUED_BYTES) as u32;
+            let permit = self.budget.clone().acquire_many_owned(n).await;
+            Some(permit.map_err(|_| stopped())?)
+        };
+        self.tx.send((append, permit)).await.map_err(|_| stopped())
     }
 }
 
 async fn run(
     store: Store,
     host_id: i32,
-    mut rx: mpsc::Receiver<Append>,
+    mut rx: mpsc::Receiver<Queued>,
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
 ) {
     let mut batch: Vec<Append> = Vec::new();
-    while let Some(first) = rx.recv().await {
+    let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
+    while let Some((first, permit)) = rx.recv().await {
         let mut events = first.frames.len();
         batch.push(first);
+        held.extend(permit);
         while events < MAX_BATCH_EVENTS {
             match rx.try_recv() {
-                Ok(next) => {
+                Ok((next, permit)) => {
                     events += next.frames.len();
                     batch.push(next);
+                    held.extend(permit);
                 }
                 Err(_) => break,
             }
@@ -160,6 +188,8 @@ async fn run(
                 let _ = ack.send(result);
             }
         }
+        // The ring holds what it keeps; the queue's copy of these bytes is gone.
+        held.clear();
     }
 }
 

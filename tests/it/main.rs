@@ -11,3 +11,4 @@ mod fixtures;
 mod metrics;
 mod protocol;
 mod resume;
+mod traces;

@@ -56,7 +56,10 @@ async fn counters_move_with_sessions_replies_resumes_and_evictions() {
         assert!(m.documents(name), "{name} is not exposed");
     }
     assert_eq!(m.value("agent_webkit_sessions_created_total", &[]), 0.0);
-    assert_eq!(api.with_token("wrong").get_status("/metrics").await, Some(401));
+    assert_eq!(
+        api.with_token("wrong").get_status("/metrics").await,
+        Some(401)
+    );
 
     // A turn with a permission request answered twice: one winner, one conflict.
     let id = api.create("read_allow").await;
@@ -72,8 +75,14 @@ async fn counters_move_with_sessions_replies_resumes_and_evictions() {
     assert_eq!(m.value("agent_webkit_sessions_created_total", &[]), 1.0);
     assert_eq!(m.value("agent_webkit_sessions_live", &[]), 1.0);
     assert_eq!(m.value("agent_webkit_sse_subscribers", &[]), 1.0);
-    assert_eq!(m.value("agent_webkit_permissions_first_reply_winner_total", &[]), 1.0);
-    assert_eq!(m.value("agent_webkit_permissions_reply_conflicts_total", &[]), 1.0);
+    assert_eq!(
+        m.value("agent_webkit_permissions_first_reply_winner_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        m.value("agent_webkit_permissions_reply_conflicts_total", &[]),
+        1.0
+    );
     assert_eq!(m.value("agent_webkit_agent_processes", &[]), 1.0);
     assert!(m.histogram_count("agent_webkit_store_commit_seconds") >= 1.0);
     assert!(m.histogram_count("agent_webkit_store_batch_events") >= 1.0);
@@ -87,7 +96,10 @@ async fn counters_move_with_sessions_replies_resumes_and_evictions() {
     old.until("result").await;
     drop(old);
     let m = scrape(api).await;
-    assert_eq!(m.value("agent_webkit_resume_412_total", &[("reason", "ahead")]), 1.0);
+    assert_eq!(
+        m.value("agent_webkit_resume_412_total", &[("reason", "ahead")]),
+        1.0
+    );
     assert!(m.value("agent_webkit_resume_from_store_total", &[]) >= 1.0);
 
     // DELETE: evicted as closed; the stream ends.
@@ -95,7 +107,10 @@ async fn counters_move_with_sessions_replies_resumes_and_evictions() {
     stream.rest().await;
     drop(stream);
     let m = until(&server, "closed eviction", |m| {
-        m.value("agent_webkit_sessions_evicted_total", &[("reason", "closed")]) == 1.0
+        m.value(
+            "agent_webkit_sessions_evicted_total",
+            &[("reason", "closed")],
+        ) == 1.0
     })
     .await;
     assert_eq!(m.value("agent_webkit_sessions_live", &[]), 0.0);
@@ -114,7 +129,11 @@ async fn counters_move_with_sessions_replies_resumes_and_evictions() {
     assert_eq!(m.value("agent_webkit_sessions_created_total", &[]), 2.0);
     assert_eq!(m.value("agent_webkit_sessions_live", &[]), 0.0);
     assert_eq!(m.value("agent_webkit_sse_subscribers", &[]), 0.0);
-    assert_eq!(m.value("agent_webkit_takeovers_total", &[]), 0.0, "rehydration is no takeover");
+    assert_eq!(
+        m.value("agent_webkit_takeovers_total", &[]),
+        0.0,
+        "rehydration is no takeover"
+    );
     server.stop().await;
 }
 
@@ -141,13 +160,26 @@ async fn a_takeover_counts_on_the_new_owner_and_fences_the_old_one() {
         .unwrap();
     let mut on_b = b.api.stream(&id, None).await.unwrap();
     on_b.until("session_ready").await;
-    assert_eq!(scrape(&b.api).await.value("agent_webkit_takeovers_total", &[]), 1.0);
+    assert_eq!(
+        scrape(&b.api)
+            .await
+            .value("agent_webkit_takeovers_total", &[]),
+        1.0
+    );
     // A finds the session taken over and lets go of it.
     until(&a, "fenced eviction on the old owner", |m| {
-        m.value("agent_webkit_sessions_evicted_total", &[("reason", "fenced")]) == 1.0
+        m.value(
+            "agent_webkit_sessions_evicted_total",
+            &[("reason", "fenced")],
+        ) == 1.0
     })
     .await;
-    assert_eq!(scrape(&a.api).await.value("agent_webkit_takeovers_total", &[]), 0.0);
+    assert_eq!(
+        scrape(&a.api)
+            .await
+            .value("agent_webkit_takeovers_total", &[]),
+        0.0
+    );
     drop((on_a, on_b));
     b.stop().await;
     a.stop().await;
@@ -196,11 +228,15 @@ async fn metrics_listen_serves_metrics_without_auth_and_nothing_else() {
     config.metrics_listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
     let server = TestServer::start_with(config).await;
     server.api.create("plain_qa").await;
-    let open = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap();
+    let open = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
     assert_eq!(open.status(), 200);
     let m = parse(&open.text().await.unwrap());
     assert_eq!(m.value("agent_webkit_sessions_created_total", &[]), 1.0);
-    let other = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await.unwrap();
+    let other = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
     assert_eq!(other.status(), 404);
     server.stop().await;
 }

@@ -8,7 +8,6 @@ use tokio::process::{Child, Command};
 
 pub struct ServerProcess {
     pub api: Api,
-    pub port: u16,
     child: Child,
     pub log: std::path::PathBuf,
 }
@@ -49,15 +48,14 @@ impl ServerProcess {
         let api = Api::new(format!("http://127.0.0.1:{port}"), TOKEN);
         let deadline = Instant::now() + Duration::from_secs(30);
         while api.get_status("/readyz").await != Some(200) {
-            assert!(Instant::now() < deadline, "server never became ready: {}", log.display());
+            assert!(
+                Instant::now() < deadline,
+                "server never became ready: {}",
+                log.display()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        ServerProcess {
-            api,
-            port,
-            child,
-            log,
-        }
+        ServerProcess { api, child, log }
     }
 
     pub fn pid(&self) -> u32 {
@@ -69,7 +67,12 @@ impl ServerProcess {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         let kb = |key: &str| -> u64 {
             let line = status.lines().find(|l| l.starts_with(key)).unwrap();
-            line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+            line.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                * 1024
         };
         (kb("VmRSS:"), kb("VmHWM:"))
     }
@@ -85,6 +88,10 @@ impl ServerProcess {
             .await
             .expect("server did not exit")
             .unwrap();
-        assert!(exit.success(), "server exit: {exit:?}; log {}", self.log.display());
+        assert!(
+            exit.success(),
+            "server exit: {exit:?}; log {}",
+            self.log.display()
+        );
     }
 }
