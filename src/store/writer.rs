@@ -42,7 +42,7 @@ pub const SATURATION_APPENDS: usize = CHANNEL_CAPACITY / 4;
 /// Bytes of frames queued for commit, at most: the channel counts appends, and 8192 appends of
 /// large events (tool results of whole files) would be gigabytes. An append waits for its
 /// bytes like for a channel slot; one larger than the budget takes all of it and goes alone.
-pub const MAX_QUEUED_BYTES: usize = 64 << 20;
+pub const MAX_QUEUED_BYTES: usize = 32 << 20;
 
 /// Receives a session's frames once they are committed, in commit order.
 pub trait CommitSink: Send + Sync {

@@ -8,6 +8,7 @@ mod durability;
 mod failover;
 mod fencing;
 mod fixtures;
+mod limits;
 mod metrics;
 mod protocol;
 mod resume;
