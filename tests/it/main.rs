@@ -9,6 +9,7 @@ mod failover;
 mod fencing;
 mod fixtures;
 mod limits;
+mod load;
 mod metrics;
 mod protocol;
 mod resume;
