@@ -240,3 +240,24 @@ async fn metrics_listen_serves_metrics_without_auth_and_nothing_else() {
     assert_eq!(other.status(), 404);
     server.stop().await;
 }
+
+#[test]
+fn the_dashboard_only_charts_metrics_the_server_exposes() {
+    let dashboard = include_str!("../../ops/grafana-dashboard.json");
+    let _: serde_json::Value = serde_json::from_str(dashboard).expect("valid JSON");
+    let exposed = parse(&Metrics::new().render());
+    let mut charted = 0;
+    for (i, _) in dashboard.match_indices("agent_webkit_") {
+        let name: String = dashboard[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name);
+        assert!(exposed.documents(base), "the dashboard charts unknown {name}");
+        charted += 1;
+    }
+    assert!(charted >= NAMES.len());
+}
