@@ -256,7 +256,10 @@ fn the_dashboard_only_charts_metrics_the_server_exposes() {
             .iter()
             .find_map(|s| name.strip_suffix(s))
             .unwrap_or(&name);
-        assert!(exposed.documents(base), "the dashboard charts unknown {name}");
+        assert!(
+            exposed.documents(base),
+            "the dashboard charts unknown {name}"
+        );
         charted += 1;
     }
     assert!(charted >= NAMES.len());
