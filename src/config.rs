@@ -427,6 +427,34 @@ mod tests {
     }
 
     #[test]
+    fn limit_defaults_match_the_command_line() {
+        let cli = Cli::try_parse_from(["agent-webkit-server", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve")
+        };
+        let parsed = Config::from_args(&args, String::new(), AuthMode::Disabled);
+        let built = Config::new(String::new(), AuthMode::Disabled);
+        assert_eq!(
+            (
+                parsed.max_subscribers_per_session,
+                parsed.sse_write_timeout,
+                parsed.sse_buffer_bytes,
+                parsed.request_timeout,
+                parsed.db_statement_timeout,
+                parsed.metrics_listen,
+            ),
+            (
+                built.max_subscribers_per_session,
+                built.sse_write_timeout,
+                built.sse_buffer_bytes,
+                built.request_timeout,
+                built.db_statement_timeout,
+                built.metrics_listen,
+            )
+        );
+    }
+
+    #[test]
     fn auth_token_is_redacted_in_debug() {
         let cfg = Config::new(
             "postgres://u:pw-secret@h/db".into(),
