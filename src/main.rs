@@ -1,7 +1,6 @@
-use agent_webkit_server::app;
 use agent_webkit_server::config::{Cli, Command, LogFormat};
+use agent_webkit_server::{app, telemetry};
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -10,18 +9,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => args.log_format,
         Command::Migrate(_) => LogFormat::Text,
     };
-    init_tracing(format);
-    match cli.command {
+    let telemetry = telemetry::init(format)?;
+    let result = match cli.command {
         Command::Serve(args) => app::serve(*args).await,
         Command::Migrate(db) => app::migrate(db).await,
-    }
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    };
+    telemetry.shutdown().await;
+    result
 }
