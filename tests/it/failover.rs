@@ -206,8 +206,17 @@ async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_no_error() {
 
     for host in fleet.hosts.iter_mut() {
         host.signal("TERM");
-        // /readyz fails at once, so the balancer stops sending it new work.
-        assert_ne!(host.api().get_status("/readyz").await, Some(200));
+        // /readyz fails as soon as the signal is handled (while turns still drain), so the
+        // balancer stops sending it new work.
+        let mut ready = Some(200);
+        for _ in 0..250 {
+            ready = host.api().get_status("/readyz").await;
+            if ready != Some(200) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_ne!(ready, Some(200), "{} stayed ready after SIGTERM", host.name);
         assert_eq!(
             host.wait().await,
             Some(0),
