@@ -41,6 +41,15 @@ pub async fn run(
         background.clone(),
     ));
     let (writer, _writer_task) = Writer::spawn(store.clone(), host_id, background.clone());
+    if let Some(max_age) = config.retention {
+        let (store, batch) = (store.clone(), config.retention_batch);
+        tokio::spawn(crate::store::retention::run(
+            store,
+            max_age,
+            batch,
+            background.clone(),
+        ));
+    }
     let streams = CancellationToken::new();
     let deps = Arc::new(Deps {
         store: store.clone(),
@@ -101,8 +110,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Refuse an unavailable runtime before starting anything.
     agent_runtime(&Config::from_args(&args, String::new(), AuthMode::Disabled))?;
     let auth = resolve_auth(args.no_auth);
+    let verifiers = crate::auth::Verifiers::from_env(&args.auth).map_err(anyhow::Error::msg)?;
     let (database_url, cluster) = database(&args.db).await?;
-    let config = Config::from_args(&args, database_url, auth);
+    let config = Config::from_args(&args, database_url, auth).with_verifiers(verifiers);
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -127,7 +137,7 @@ pub async fn migrate(db: crate::config::DbArgs) -> anyhow::Result<()> {
 }
 
 /// The configured database, or the embedded cluster in the data directory.
-async fn database(db: &crate::config::DbArgs) -> anyhow::Result<(String, Option<PgCluster>)> {
+pub async fn database(db: &crate::config::DbArgs) -> anyhow::Result<(String, Option<PgCluster>)> {
     if let Some(url) = &db.database_url {
         return Ok((url.clone(), None));
     }

@@ -25,6 +25,11 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(DbArgs),
+    /// Query the audit log (events, inputs, sessions) straight from the database.
+    #[command(subcommand)]
+    Audit(crate::audit::cli::AuditCommand),
+    /// Fill a database with synthetic sessions, events and inputs (for benchmarks).
+    Generate(crate::audit::generate::GenerateArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -128,6 +133,42 @@ pub struct ServeArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    /// Remove events (and inputs) older than this, e.g. `30d`, in small batches in the
+    /// background. Off when absent: the log is kept forever.
+    #[arg(long, env = "AGENT_WEBKIT_RETENTION", value_parser = parse_duration)]
+    pub retention: Option<Duration>,
+
+    /// Rows removed per retention batch (one short transaction each).
+    #[arg(long, env = "AGENT_WEBKIT_RETENTION_BATCH", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub retention_batch: u64,
+}
+
+/// Who may call: JWTs (besides the static token) and the admin principal. The HS256 secret and
+/// the admin token are secrets and so come from the environment only
+/// (`AGENT_WEBKIT_JWT_SECRET`, `AGENT_WEBKIT_ADMIN_TOKEN`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct AuthArgs {
+    /// PEM public key (RSA or EC P-256) that verifies RS256 / ES256 JWTs.
+    #[arg(long, env = "AGENT_WEBKIT_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+
+    /// Required `iss` of JWTs.
+    #[arg(long, env = "AGENT_WEBKIT_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` of JWTs.
+    #[arg(long, env = "AGENT_WEBKIT_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// `claim=value` that makes a JWT's subject an admin (sees every session, reads the audit
+    /// log), e.g. `role=admin`. The claim may be a string or an array of strings.
+    #[arg(long, env = "AGENT_WEBKIT_JWT_ADMIN_CLAIM")]
+    pub jwt_admin_claim: Option<String>,
 }
 
 /// Durations as plain seconds (`300`) or with a unit (`300s`, `5m`, `250ms`).
@@ -157,11 +198,28 @@ impl std::fmt::Debug for AuthMode {
     }
 }
 
+/// A secret string whose `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Everything [`crate::app::run`] needs, resolved (a concrete database URL, the auth mode).
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
     pub auth: AuthMode,
+    /// Verifies JWT bearer tokens, when configured (besides the static token).
+    pub jwt: Option<std::sync::Arc<crate::auth::jwt::JwtVerifier>>,
+    /// A bearer token whose holder is the admin principal.
+    pub admin_token: Option<Secret>,
+    /// Events older than this are removed in the background.
+    pub retention: Option<Duration>,
+    pub retention_batch: usize,
     pub agent: AgentKind,
     pub fixtures: PathBuf,
     pub default_fixture: Option<String>,
@@ -181,6 +239,10 @@ impl Config {
         Config {
             database_url,
             auth,
+            jwt: None,
+            admin_token: None,
+            retention: None,
+            retention_batch: 1000,
             agent: AgentKind::Replay,
             fixtures: PathBuf::from("tests/fixtures/reference"),
             default_fixture: None,
@@ -208,7 +270,18 @@ impl Config {
             max_body_bytes: args.max_body_bytes,
             db_pool_size: args.db_pool_size,
             host_name: args.host_name.clone().unwrap_or_else(default_host_name),
+            retention: args.retention,
+            retention_batch: args.retention_batch as usize,
             ..Config::new(database_url, auth)
+        }
+    }
+
+    /// Adds the JWT verifier and admin token ([`crate::auth::Verifiers::from_env`]).
+    pub fn with_verifiers(self, verifiers: crate::auth::Verifiers) -> Config {
+        Config {
+            jwt: verifiers.jwt,
+            admin_token: verifiers.admin_token,
+            ..self
         }
     }
 }

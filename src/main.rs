@@ -8,12 +8,14 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let format = match &cli.command {
         Command::Serve(args) => args.log_format,
-        Command::Migrate(_) => LogFormat::Text,
+        Command::Migrate(_) | Command::Audit(_) | Command::Generate(_) => LogFormat::Text,
     };
     init_tracing(format);
     match cli.command {
         Command::Serve(args) => app::serve(*args).await,
         Command::Migrate(db) => app::migrate(db).await,
+        Command::Audit(cmd) => agent_webkit_server::audit::cli::run(cmd).await,
+        Command::Generate(args) => agent_webkit_server::audit::generate::run(args).await,
     }
 }
 

@@ -132,6 +132,7 @@ impl Actor {
                 msg = control.recv() => match msg {
                     Some(ControlMsg::Close(ack)) => break Exit::Close(ack),
                     Some(ControlMsg::Control(c)) => self.on_control(c).await,
+                    Some(ControlMsg::Append(event)) => self.append(vec![event]).await,
                     None => break Exit::Release,
                 },
                 Some(result) = self.control_replies.join_next(), if !self.control_replies.is_empty() => {

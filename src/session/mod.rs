@@ -84,6 +84,8 @@ pub(crate) struct QueuedTurn {
 pub(crate) enum ControlMsg {
     Control(crate::agent::Control),
     Close(oneshot::Sender<()>),
+    /// An event the session appends on an HTTP caller's behalf (a decision's `*_resolved`).
+    Append(translate::WireEvent),
 }
 
 /// A parked callback waiting for its first reply.
@@ -214,6 +216,13 @@ impl Session {
             }
             return Err(SessionError::NoPendingDecision);
         };
+        // The `*_resolved` event goes through the session task, which alone assigns seqs. Its
+        // slot is reserved before the decision is recorded, so a recorded decision always gets
+        // its event; it is queued before the agent hears the decision, and the task serves
+        // this channel before agent events, so it precedes everything the decision causes.
+        let Ok(slot) = self.control.reserve().await else {
+            return Err(SessionError::Stopping);
+        };
         let winner = inputs::NewInput {
             correlation_id: Some(correlation_id),
             ask_seq: Some(ask.seq),
@@ -221,6 +230,10 @@ impl Session {
         };
         match inputs::record(&self.deps.store, winner).await {
             Ok(_) => {
+                slot.send(ControlMsg::Append(translate::resolved(
+                    correlation_id,
+                    &decision,
+                )));
                 // The agent may have moved on (interrupt) in between; the reply is then moot.
                 let _ = ask.reply.send(decision);
                 Ok(())
