@@ -16,7 +16,6 @@
 //! at a time and the others skip their turn.
 
 use super::{Store, StoreError, LOCK_NS};
-use deadpool_postgres::GenericClient;
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +36,7 @@ pub struct Batch {
 /// One batch: up to `limit` events and `limit` inputs created before `cutoff`. Runs in the
 /// caller's transaction when `client` is one (tests hold it open to show appends go on).
 pub async fn delete_batch(
-    client: &impl GenericClient,
+    client: &impl tokio_postgres::GenericClient,
     cutoff: SystemTime,
     limit: i64,
 ) -> Result<Batch, StoreError> {
@@ -82,7 +81,7 @@ pub async fn run_once(store: &Store, max_age: Duration, limit: i64) -> Result<Ba
         if !locked {
             return Ok(total);
         }
-        let batch = delete_batch(&tx, cutoff, limit).await?;
+        let batch = delete_batch(&*tx, cutoff, limit).await?;
         tx.commit().await?;
         total.events += batch.events;
         total.inputs += batch.inputs;

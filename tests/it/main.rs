@@ -2,8 +2,13 @@
 
 mod support;
 
+mod audit;
+mod audit_cli;
 mod bad_input;
 mod durability;
 mod fixtures;
+mod plans;
+mod principals;
 mod protocol;
 mod resume;
+mod retention;
