@@ -67,6 +67,7 @@ pub async fn cases(store: &Store) -> Result<Vec<Case>, StoreError> {
         .await?
         .get(0);
     let hour_ago = newest - Duration::from_secs(3600);
+    let day_ago = newest - Duration::from_secs(86400);
     drop(client);
 
     let first_page = audit::events(store, &EventFilter::default(), None, PAGE).await?;
@@ -150,11 +151,11 @@ pub async fn cases(store: &Store) -> Result<Vec<Case>, StoreError> {
             }),
         ),
         case(
-            format!("GET /audit/events?tool_name={tool}&since=1h"),
+            format!("GET /audit/events?tool_name={tool}&since=1d"),
             "events_tool_name",
             events(EventFilter {
                 tool_name: Some(tool),
-                since: Some(hour_ago),
+                since: Some(day_ago),
                 ..EventFilter::default()
             }),
         ),
@@ -188,11 +189,11 @@ pub async fn cases(store: &Store) -> Result<Vec<Case>, StoreError> {
             }),
         ),
         case(
-            "GET /audit/inputs?status=409&since=1h",
+            "GET /audit/inputs?status=409&since=1d",
             "inputs_status",
             inputs(InputFilter {
                 status: Some(409),
-                since: Some(hour_ago),
+                since: Some(day_ago),
                 ..InputFilter::default()
             }),
         ),

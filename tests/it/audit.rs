@@ -321,10 +321,10 @@ async fn session_metadata_and_history_follow_the_session() {
 
     let mut stream = api.stream(&id, None).await.unwrap();
     api.say(&id, "go").await;
-    stream.until("permission_request").await;
+    let mut all = stream.until("permission_request").await;
     let allow = json!({"type":"permission_response","correlation_id":"tu_1","behavior":"allow"});
     assert_eq!(api.input(&id, allow).await, 204);
-    let all = stream.until("result").await;
+    all.extend(stream.until("result").await);
     // Turn bookkeeping is written by the session task just after the result.
     let mut row = Value::Null;
     for _ in 0..100 {
