@@ -151,6 +151,14 @@ pub async fn cases(store: &Store) -> Result<Vec<Case>, StoreError> {
             }),
         ),
         case(
+            "GET /audit/events?event=message_delta",
+            "events_created",
+            events(EventFilter {
+                event: Some("message_delta"),
+                ..EventFilter::default()
+            }),
+        ),
+        case(
             format!("GET /audit/events?tool_name={tool}&since=1d"),
             "events_tool_name",
             events(EventFilter {

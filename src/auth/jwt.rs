@@ -253,6 +253,45 @@ mod tests {
         assert!(v.verify("not.a.jwt").is_err());
     }
 
+    fn key_file(name: &str) -> Vec<u8> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jwt/");
+        std::fs::read(format!("{dir}{name}")).unwrap()
+    }
+
+    #[test]
+    fn rs256_and_es256_public_keys_verify_their_tokens_only() {
+        for (alg, public, private) in [
+            (Algorithm::RS256, "rs256.pub.pem", "rs256.key.pem"),
+            (Algorithm::ES256, "es256.pub.pem", "es256.key.pem"),
+        ] {
+            let v = JwtVerifier::new(JwtSettings {
+                public_key_pem: Some(key_file(public)),
+                ..JwtSettings::default()
+            })
+            .unwrap()
+            .unwrap();
+            let pem = key_file(private);
+            let key = match alg {
+                Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
+                _ => EncodingKey::from_ec_pem(&pem),
+            }
+            .unwrap();
+            let claims = json!({"sub":"svc","exp":now()+60,"aud":"anything"});
+            let t = encode(&Header::new(alg), &claims, &key).unwrap();
+            assert_eq!(v.verify(&t).unwrap().principal, "svc", "{alg:?}");
+            // An HS256 token is refused outright: the key fixes the algorithm.
+            let hs = token(claims.clone(), "s3cret");
+            assert!(
+                matches!(v.verify(&hs), Err(JwtError::Invalid(_))),
+                "{alg:?}"
+            );
+            let mut expired = claims;
+            expired["exp"] = json!(now() - 3600);
+            let t = encode(&Header::new(alg), &expired, &key).unwrap();
+            assert!(matches!(v.verify(&t), Err(JwtError::Expired)), "{alg:?}");
+        }
+    }
+
     #[test]
     fn bad_settings_are_refused() {
         let bad_claim = JwtSettings {

@@ -41,7 +41,8 @@ pub struct EventFilter {
     pub correlation_id: Option<String>,
     pub since: Option<SystemTime>,
     pub until: Option<SystemTime>,
-    /// JSON that `data` must contain (`@>`).
+    /// JSON that `data` must contain (`@>`). Not searched in message_delta events unless
+    /// `event` asks for them (their text is repeated in the message_complete that follows).
     pub contains: Option<Value>,
     /// Only rows older than this (`--follow`: rows whose transaction may still be committing
     /// could otherwise appear behind the cursor).
@@ -291,8 +292,12 @@ pub fn events_query(filter: &EventFilter, after: Option<TimeKey>, limit: i64) ->
         filter.settled,
     );
     if let Some(json) = &filter.contains {
-        // Written exactly as the expression of the `events_data` GIN index.
+        // Written exactly as the expression of the `events_data` GIN index, with its predicate:
+        // containment searches every event but message_delta (see V2__audit.sql).
         q.filter("(data::jsonb) @> {}::jsonb", json.clone());
+        if filter.event != Some(crate::frame::names::MESSAGE_DELTA) {
+            q.conditions.push("event <> 'message_delta'".into());
+        }
     }
     if let Some(k) = after {
         let (at, id, n) = (q.bind(k.at), q.bind(k.session_id), q.bind(k.n));
