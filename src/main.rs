@@ -1,6 +1,7 @@
 use agent_webkit_server::app;
 use agent_webkit_server::config::{Cli, Command, LogFormat};
 use clap::Parser;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -10,7 +11,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => args.log_format,
         Command::Migrate(_) | Command::Audit(_) | Command::Generate(_) => LogFormat::Text,
     };
-    init_tracing(format);
+    // `audit` prints its results on stdout (JSON Lines, CSV), so its logs go to stderr.
+    init_tracing(format, matches!(cli.command, Command::Audit(_)));
     match cli.command {
         Command::Serve(args) => app::serve(*args).await,
         Command::Migrate(db) => app::migrate(db).await,
@@ -19,9 +21,16 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, to_stderr: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let writer = if to_stderr {
+        BoxMakeWriter::new(std::io::stderr)
+    } else {
+        BoxMakeWriter::new(std::io::stdout)
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

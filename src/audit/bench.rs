@@ -184,6 +184,14 @@ pub async fn cases(store: &Store) -> Result<Vec<Case>, StoreError> {
             }),
         ),
         case(
+            "GET /audit/events?contains={\"behavior\":\"deny\"}",
+            "events_data",
+            events(EventFilter {
+                contains: Some(serde_json::json!({ "behavior": "deny" })),
+                ..EventFilter::default()
+            }),
+        ),
+        case(
             "GET /audit/inputs",
             "inputs_received",
             inputs(InputFilter::default()),

@@ -305,11 +305,24 @@ pub fn events_query(filter: &EventFilter, after: Option<TimeKey>, limit: i64) ->
             .push(format!("(created_at, session_id, seq) > ({at}, {id}, {n})"));
     }
     let limit = q.bind(limit);
-    let sql = format!(
-        "SELECT session_id, seq, event, data, created_at FROM events {} \
-         ORDER BY created_at, session_id, seq LIMIT {limit}",
-        q.where_clause()
-    );
+    let columns = "session_id, seq, event, data, created_at";
+    let order = "ORDER BY created_at, session_id, seq";
+    let sql = if filter.contains.is_some() {
+        // The planner cannot estimate containment: it guesses many matches and walks
+        // events_created in order hoping to fill the page early, which reads the whole table
+        // when there are few (1 s at 1M events). Collecting the matches first (GIN or a
+        // narrower filter's index) and sorting them costs what the matches cost instead.
+        format!(
+            "WITH matches AS MATERIALIZED (SELECT {columns} FROM events {}) \
+             SELECT {columns} FROM matches {order} LIMIT {limit}",
+            q.where_clause()
+        )
+    } else {
+        format!(
+            "SELECT {columns} FROM events {} {order} LIMIT {limit}",
+            q.where_clause()
+        )
+    };
     Statement { sql, query: q }
 }
 
