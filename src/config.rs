@@ -139,7 +139,7 @@ pub struct ServeArgs {
 
     /// Remove events (and inputs) older than this, e.g. `30d`, in small batches in the
     /// background. Off when absent: the log is kept forever.
-    #[arg(long, env = "AGENT_WEBKIT_RETENTION", value_parser = parse_duration)]
+    #[arg(long, env = "AGENT_WEBKIT_RETENTION", value_parser = parse_retention)]
     pub retention: Option<Duration>,
 
     /// Rows removed per retention batch (one short transaction each).
@@ -180,6 +180,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("invalid duration {s:?}"));
     }
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+/// A retention of at least a minute: `0` would empty the log as it is written.
+fn parse_retention(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(60) {
+        return Err(format!("retention {s:?} is under a minute"));
+    }
+    Ok(d)
 }
 
 /// How requests are authenticated.
@@ -319,8 +328,17 @@ mod tests {
     }
 
     #[test]
+    fn retention_takes_days_and_refuses_tiny_values() {
+        assert_eq!(parse_retention("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert!(parse_retention("0").is_err());
+        assert!(parse_retention("5s").is_err());
+    }
+
+    #[test]
     fn auth_token_is_redacted_in_debug() {
-        let cfg = Config::new("postgres://x".into(), AuthMode::Token("hunter2".into()));
-        assert!(!format!("{cfg:?}").contains("hunter2"));
+        let mut cfg = Config::new("postgres://x".into(), AuthMode::Token("hunter2".into()));
+        cfg.admin_token = Some(Secret("swordfish".into()));
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains("swordfish"));
     }
 }
