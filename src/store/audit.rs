@@ -4,7 +4,10 @@
 //! Every list is a keyset page: rows come in a total order (time, then session id, then seq or
 //! input id; sessions newest first) and the next page starts strictly after the last row's key,
 //! so rows never repeat or vanish between pages while new ones arrive (they land after the
-//! cursor, or, for the newest-first session list, before the first page).
+//! cursor, or, for the newest-first session list, before the first page). One caveat for
+//! tailing: a row's time is its transaction's start, so a row still committing can land just
+//! behind a cursor taken meanwhile; `EventFilter::settled` (the CLI's `--follow`) reads only
+//! rows old enough to be committed.
 //!
 //! Queries are assembled from the filters actually given, each a plain predicate on an indexed
 //! column (`migrations/V2__audit.sql`), and sent unprepared-by-name so Postgres plans them with
