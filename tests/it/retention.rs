@@ -144,7 +144,7 @@ async fn the_background_task_trims_a_backlog_while_sessions_stream() {
         if left == 0 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(left, 0);
     assert_eq!(count(&db, young).await, young_before + 2002);
