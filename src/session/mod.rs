@@ -206,15 +206,7 @@ impl Session {
             }
         };
         let Some(ask) = taken else {
-            let loser = inputs::NewInput {
-                status: 409,
-                correlation_id: Some(correlation_id),
-                ..base
-            };
-            if let Err(e) = inputs::record(&self.deps.store, loser).await {
-                tracing::warn!(error = %e, "could not record a 409 reply");
-            }
-            return Err(SessionError::NoPendingDecision);
+            return Err(self.lost_decision(correlation_id, base).await);
         };
         // The `*_resolved` event goes through the session task, which alone assigns seqs. Its
         // slot is reserved before the decision is recorded, so a recorded decision always gets
@@ -238,7 +230,8 @@ impl Session {
                 let _ = ask.reply.send(decision);
                 Ok(())
             }
-            Err(StoreError::Conflict(_)) => Err(SessionError::NoPendingDecision),
+            // Another host recorded a decision first (the unique index): a loser like any other.
+            Err(StoreError::Conflict(_)) => Err(self.lost_decision(correlation_id, base).await),
             Err(e) => {
                 // Not recorded, so not accepted: put it back for a retry.
                 self.pending
@@ -248,6 +241,23 @@ impl Session {
                 Err(e.into())
             }
         }
+    }
+
+    /// Records a reply that lost the race (`409`), so the audit log shows who else answered.
+    async fn lost_decision(
+        &self,
+        correlation_id: &str,
+        base: inputs::NewInput<'_>,
+    ) -> SessionError {
+        let loser = inputs::NewInput {
+            status: 409,
+            correlation_id: Some(correlation_id),
+            ..base
+        };
+        if let Err(e) = inputs::record(&self.deps.store, loser).await {
+            tracing::warn!(error = %e, "could not record a 409 reply");
+        }
+        SessionError::NoPendingDecision
     }
 
     /// `DELETE`: stops the agent, commits `done`, marks the session closed. Streams end after
