@@ -1,9 +1,11 @@
 //! JWT bearer tokens: HS256 with a shared secret, or RS256 / ES256 with a public key.
 //!
 //! `sub` is the principal; `exp` is required and checked (with the library's default 60 s
-//! leeway for clock skew), and so are `iss` and `aud` when configured. The algorithm is fixed
-//! by the configured key — never taken from the token's header alone — so an HS256 token
-//! signed with a public key as its secret is refused. An optional `claim=value` marks admins.
+//! leeway for clock skew), `nbf` when present, and `iss` and `aud` when configured. The
+//! algorithm is fixed by the configured key — never taken from the token's header alone — so
+//! an HS256 token signed with a public key as its secret is refused. An optional
+//! `claim=value` marks admins. Subjects that name a built-in credential (`token`, `admin`,
+//! `anonymous`) are refused, so a JWT cannot borrow their sessions.
 
 use super::{Caller, RESERVED};
 use crate::config::Secret;
@@ -92,6 +94,8 @@ impl JwtVerifier {
         }
         for k in &mut keys {
             k.validation.set_required_spec_claims(&["exp", "sub"]);
+            // A token that is not valid yet (`nbf` in the future) is refused too.
+            k.validation.validate_nbf = true;
             if let Some(iss) = &settings.issuer {
                 k.validation.set_issuer(&[iss]);
                 k.validation.required_spec_claims.insert("iss".into());
@@ -247,6 +251,9 @@ mod tests {
             v.verify(&token(reserved, "s3cret")),
             Err(JwtError::ReservedSubject(_))
         ));
+        let mut early = ok.clone();
+        early["nbf"] = json!(now() + 3600);
+        assert!(v.verify(&token(early, "s3cret")).is_err());
         let mut no_exp = ok;
         no_exp.as_object_mut().unwrap().remove("exp");
         assert!(v.verify(&token(no_exp, "s3cret")).is_err());
