@@ -33,6 +33,8 @@ pub enum AuditCommand {
     Sessions(SessionsArgs),
     /// Runs each API query against this database: the index its plan uses and its p50.
     Bench(super::bench::BenchArgs),
+    /// Measures the group-commit writer's append rate on this database (adds bench sessions).
+    BenchWriter(super::writer_bench::WriterBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +129,7 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Inputs(a) => &a.out.db,
         AuditCommand::Sessions(a) => &a.out.db,
         AuditCommand::Bench(a) => &a.db,
+        AuditCommand::BenchWriter(a) => &a.db,
     };
     let (url, cluster) = crate::app::database(db).await?;
     let store = Store::connect(&url, 2)?;
@@ -192,6 +195,7 @@ pub async fn execute(store: &Store, cmd: AuditCommand, out: &mut impl Write) -> 
             print_all(fetch, a.out.format, a.out.limit, false, out).await
         }
         AuditCommand::Bench(a) => super::bench::run(store, &a, out).await,
+        AuditCommand::BenchWriter(a) => super::writer_bench::run(store, &a, out).await,
     }
 }
 

@@ -9,7 +9,8 @@
 //! - [`format`]: table / JSON Lines / CSV output of the CLI;
 //! - [`cli`]: `agent-webkit-server audit events|inputs|sessions`, with `--follow`;
 //! - [`generate`]: a synthetic data set (≥ 1M events) for the benchmarks;
-//! - [`bench`]: each API query's plan (which index) and latency, for BENCHMARKS.md and tests.
+//! - [`bench`]: each API query's plan (which index) and latency, for BENCHMARKS.md and tests;
+//! - [`writer_bench`]: the group-commit writer's append rate with the audit columns and indexes.
 
 pub mod bench;
 pub mod cli;
@@ -17,3 +18,4 @@ pub mod cursor;
 pub mod format;
 pub mod generate;
 pub mod params;
+pub mod writer_bench;

@@ -42,3 +42,28 @@ async fn every_api_query_reads_its_index() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+#[tokio::test]
+async fn the_writer_bench_commits_every_event_with_its_audit_columns() {
+    let db = TestDb::new().await;
+    let store = Store::connect(&db.url, 4).unwrap();
+    store.migrate().await.unwrap();
+    let rate = agent_webkit_server::audit::writer_bench::measure(&store, 5, 1000)
+        .await
+        .unwrap();
+    assert!(rate > 0.0);
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*), count(tool_name), count(correlation_id), \
+                    count(*) FILTER (WHERE event = 'permission_resolved') FROM events",
+            &[],
+        )
+        .await
+        .unwrap();
+    let counts: (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    // Per turn of 20: tool_use and permission_request carry a tool name; those two plus
+    // permission_resolved and tool_result a correlation id.
+    assert_eq!(counts, (1000, 100, 200, 50));
+}
