@@ -41,15 +41,7 @@ pub async fn run(
         background.clone(),
     ));
     let (writer, _writer_task) = Writer::spawn(store.clone(), host_id, background.clone());
-    if let Some(max_age) = config.retention {
-        let (store, batch) = (store.clone(), config.retention_batch);
-        tokio::spawn(crate::store::retention::run(
-            store,
-            max_age,
-            batch,
-            background.clone(),
-        ));
-    }
+    crate::store::retention::spawn(&store, &config, background.clone());
     let streams = CancellationToken::new();
     let deps = Arc::new(Deps {
         store: store.clone(),

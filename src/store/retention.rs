@@ -93,6 +93,14 @@ pub async fn run_once(store: &Store, max_age: Duration, limit: i64) -> Result<Ba
     }
 }
 
+/// Starts the background task when `--retention` is set.
+pub fn spawn(store: &Store, config: &crate::config::Config, shutdown: CancellationToken) {
+    if let Some(max_age) = config.retention {
+        let batch = config.retention_batch;
+        tokio::spawn(run(store.clone(), max_age, batch, shutdown));
+    }
+}
+
 /// The background task: a run at start and then every `max_age / 100` (between 1 s and 10
 /// min), until `shutdown`.
 pub async fn run(store: Store, max_age: Duration, batch: usize, shutdown: CancellationToken) {
