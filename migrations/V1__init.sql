@@ -28,6 +28,9 @@ CREATE TABLE sessions (
     -- holds it (new sessions are born unowned; the host serving their first request claims them).
     owner         integer     REFERENCES hosts (id),
     epoch         bigint      NOT NULL DEFAULT 0,
+    -- A live host that was asked for this session (the load balancer sends it there now) and
+    -- waits for the owner to let go at its next turn boundary.
+    handover_to   integer,
     -- Highest seq ever committed, maintained when a host releases the session and by retention,
     -- so ids keep growing even if every event row is gone. max(events.seq) covers the rest.
     last_seq      bigint      NOT NULL DEFAULT 0,
@@ -78,13 +81,13 @@ CREATE INDEX inputs_open_turns ON inputs (session_id, id)
 -- advisory lock — or Postgres restarted since it last took the lock (every lock vanished at
 -- once; give it its lease to re-take it rather than reading the restart as a mass death). The
 -- lease is counted from the later of its heartbeat and the Postgres start, for the same reason.
-CREATE FUNCTION host_alive(h integer) RETURNS boolean
+CREATE FUNCTION host_alive(h integer, lease interval) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT EXISTS (
         SELECT 1 FROM hosts
         WHERE id = h
           AND released_at IS NULL
-          AND greatest(heartbeat_at, pg_postmaster_start_time()) > now() - interval '10 seconds'
+          AND greatest(heartbeat_at, pg_postmaster_start_time()) > now() - lease
           AND (locked_at < pg_postmaster_start_time()
                OR EXISTS (SELECT 1 FROM pg_locks
                           WHERE locktype = 'advisory' AND granted

@@ -2,16 +2,18 @@
 //! shutdown token fires. [`serve`] adds what only the binary needs (embedded Postgres, signals,
 //! the startup token).
 
+use crate::agent::claude::ClaudeRuntime;
 use crate::agent::replay::ReplayRuntime;
 use crate::agent::AgentRuntime;
 use crate::config::{AgentKind, AuthMode, Config, ServeArgs};
 use crate::pg_embedded::{ClusterOptions, PgCluster};
 use crate::session::registry::Registry;
-use crate::session::Deps;
+use crate::session::{Deps, Ownership};
 use crate::store::{hosts, writer::Writer, Store};
 use anyhow::Context;
 use std::sync::atomic::AtomicUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +24,9 @@ pub struct AppState {
     /// Cancelled when the host starts shutting down: `/readyz` fails, creation is refused.
     pub draining: CancellationToken,
 }
+
+/// The longest a shutdown waits for stopping agents (a Claude CLI gets two stop graces).
+const AGENT_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs the server until `shutdown` is cancelled, then releases every session it holds (so any
 /// host can take them over at once), ends every stream, and returns.
@@ -35,9 +40,12 @@ pub async fn run(
     store.migrate().await.context("applying migrations")?;
     let host_id = hosts::register(&store, &config.host_name).await?;
     let background = CancellationToken::new();
+    let last_heartbeat: hosts::LastBeat = Arc::new(Mutex::new(Instant::now()));
     let keeper = tokio::spawn(hosts::keep_alive(
         store.clone(),
         host_id,
+        hosts::heartbeat_interval(config.lease),
+        last_heartbeat.clone(),
         background.clone(),
     ));
     let (writer, _writer_task) = Writer::spawn(store.clone(), host_id, background.clone());
@@ -46,16 +54,25 @@ pub async fn run(
     let deps = Arc::new(Deps {
         store: store.clone(),
         writer,
-        runtime,
+        runtime: runtime.clone(),
         host_id,
         ring_size: config.ring_size,
         queue_capacity: config.max_queued_inputs,
         keepalive: config.keepalive,
+        ownership: Ownership {
+            lease: config.lease,
+            handover_timeout: config.handover_timeout,
+            check_interval: config.ownership_check,
+        },
         shutdown: streams.clone(),
+        draining: shutdown.clone(),
+        last_heartbeat,
         live: AtomicUsize::new(0),
     });
     let registry = Arc::new(Registry::new(deps, config.max_sessions));
     tokio::spawn(registry.clone().run_reaper(config.idle_timeout));
+    tokio::spawn(registry.clone().run_ownership_watch());
+    let drain_timeout = config.drain_timeout;
     let state = AppState {
         registry: registry.clone(),
         config: Arc::new(config),
@@ -63,20 +80,33 @@ pub async fn run(
     };
     tracing::info!(addr = %listener.local_addr()?, host_id, "listening");
 
-    // On shutdown: release sessions first (their streams end as they go), then end any stream
-    // left (closed sessions' history reads), so the graceful HTTP shutdown can complete.
+    // Drain: `/readyz` fails and claims stop at once (`draining`); running turns finish, then
+    // every session is released (their streams end as they go, so clients reconnect through
+    // the load balancer to a host that takes them over at once); then the remaining streams
+    // (closed sessions' history) end and the HTTP server stops. Requests keep being served
+    // until then, so nothing in flight is cut short.
+    let drained = CancellationToken::new();
     let release = {
-        let (registry, shutdown, streams) = (registry.clone(), shutdown.clone(), streams.clone());
+        let (registry, shutdown) = (registry.clone(), shutdown.clone());
+        let (streams, drained) = (streams.clone(), drained.clone());
         tokio::spawn(async move {
             shutdown.cancelled().await;
-            registry.release_all().await;
+            registry.drain(drain_timeout).await;
             streams.cancel();
+            drained.cancel();
         })
     };
     axum::serve(listener, crate::http::router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .with_graceful_shutdown(drained.cancelled_owned())
         .await?;
     release.await?;
+    // Stopped agents get their grace periods (stdin closed, SIGTERM, SIGKILL) before we exit.
+    if tokio::time::timeout(AGENT_DRAIN_LIMIT, runtime.drain())
+        .await
+        .is_err()
+    {
+        tracing::warn!("agents still stopping at exit");
+    }
     if let Err(e) = hosts::mark_released(&store, host_id).await {
         tracing::warn!(error = %e, "could not mark the host released");
     }
@@ -91,9 +121,9 @@ fn agent_runtime(config: &Config) -> anyhow::Result<Arc<dyn AgentRuntime>> {
             config.fixtures.clone(),
             config.default_fixture.clone(),
         ))),
-        AgentKind::Claude => {
-            anyhow::bail!("--agent claude is not available in this version yet; use --agent replay")
-        }
+        AgentKind::Claude => Ok(Arc::new(
+            ClaudeRuntime::new(&config.claude, &config.data_dir).context("--agent claude")?,
+        )),
     }
 }
 

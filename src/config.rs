@@ -48,7 +48,7 @@ pub struct DbArgs {
 pub enum AgentKind {
     /// Plays scenario files (JSON Lines) from --fixtures: tests, demos, benchmarks.
     Replay,
-    /// Drives the Claude Code CLI (not available yet).
+    /// Drives the Claude Code CLI over stream-json, one process per session.
     Claude,
 }
 
@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// Which agent runtime runs the sessions.
     #[arg(long, env = "AGENT_WEBKIT_AGENT", value_enum, default_value = "replay")]
     pub agent: AgentKind,
+
+    #[command(flatten)]
+    pub claude: ClaudeArgs,
 
     /// Replay runtime: directory of scenario files (`<name>.jsonl`).
     #[arg(
@@ -116,6 +119,23 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes (`413` beyond).
     #[arg(long, env = "AGENT_WEBKIT_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// On SIGTERM: how long running turns may take to finish before every session is released.
+    #[arg(long, env = "AGENT_WEBKIT_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// A host whose heartbeat is older than this is dead to the others (partitions; a killed
+    /// host is detected at once through its advisory lock).
+    #[arg(long, env = "AGENT_WEBKIT_LEASE", default_value = "10s", value_parser = parse_duration)]
+    pub lease: Duration,
+
+    /// How long a request waits for another live host to hand a session over.
+    #[arg(long, env = "AGENT_WEBKIT_HANDOVER_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub handover_timeout: Duration,
+
+    /// How often a host checks that it still owns the sessions it serves.
+    #[arg(long, env = "AGENT_WEBKIT_OWNERSHIP_CHECK", default_value = "250ms", value_parser = parse_duration)]
+    pub ownership_check: Duration,
 
     /// Postgres connections in this host's pool.
     #[arg(long, env = "AGENT_WEBKIT_DB_POOL_SIZE", default_value_t = 32)]
@@ -171,6 +191,60 @@ pub struct AuthArgs {
     pub jwt_admin_claim: Option<String>,
 }
 
+/// Settings of the Claude runtime (`--agent claude`); ignored by the replay runtime.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub struct ClaudeArgs {
+    /// Claude runtime: the Claude Code CLI executable (a path, or a name looked up on PATH).
+    #[arg(long, env = "AGENT_WEBKIT_CLAUDE_PATH", default_value = "claude")]
+    pub claude_path: PathBuf,
+
+    /// Claude runtime: a directory a session's `cwd` may lie in (repeatable; the env var takes
+    /// a `:`-separated list). Without one, every session runs in its own directory under
+    /// --data-dir and may not choose a `cwd`.
+    #[arg(long, env = "AGENT_WEBKIT_ALLOWED_CWD", value_delimiter = ':')]
+    pub allowed_cwd: Vec<PathBuf>,
+
+    /// Claude runtime: which settings files the CLI loads (`--setting-sources`), e.g.
+    /// `user,project,local`. Empty (the default) loads none, so a session's directory cannot
+    /// bring its own hooks or permission rules.
+    #[arg(long, env = "AGENT_WEBKIT_CLAUDE_SETTING_SOURCES", default_value = "")]
+    pub claude_setting_sources: String,
+
+    /// Claude runtime: how long a starting CLI may take to answer `initialize`.
+    #[arg(long, env = "AGENT_WEBKIT_CLAUDE_START_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub claude_start_timeout: Duration,
+
+    /// Claude runtime: how long the CLI may take to answer a control request (interrupt, mode,
+    /// model, stop task), and to end a turn after an interrupt, before it is given up on.
+    #[arg(long, env = "AGENT_WEBKIT_CLAUDE_CONTROL_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub claude_control_timeout: Duration,
+
+    /// Claude runtime: when a session stops, how long the CLI gets after stdin closes before
+    /// SIGTERM, and after SIGTERM before SIGKILL (to its whole process group).
+    #[arg(long, env = "AGENT_WEBKIT_CLAUDE_STOP_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub claude_stop_grace: Duration,
+
+    /// Claude runtime: the largest stdout line (one frame) read from the CLI; longer ones are
+    /// skipped with an `error` event.
+    #[arg(long, env = "AGENT_WEBKIT_CLAUDE_MAX_FRAME_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub claude_max_frame_bytes: usize,
+}
+
+impl Default for ClaudeArgs {
+    /// The command line's defaults.
+    fn default() -> Self {
+        ClaudeArgs {
+            claude_path: PathBuf::from("claude"),
+            allowed_cwd: Vec::new(),
+            claude_setting_sources: String::new(),
+            claude_start_timeout: Duration::from_secs(60),
+            claude_control_timeout: Duration::from_secs(60),
+            claude_stop_grace: Duration::from_secs(5),
+            claude_max_frame_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
 /// Durations as plain seconds (`300`) or with a unit (`300s`, `5m`, `250ms`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(secs) = s.parse::<f64>() {
@@ -218,7 +292,8 @@ impl std::fmt::Debug for Secret {
 }
 
 /// Everything [`crate::app::run`] needs, resolved (a concrete database URL, the auth mode).
-#[derive(Debug, Clone)]
+/// `Debug` leaves out the database URL (it may carry a password) and the token.
+#[derive(Clone)]
 pub struct Config {
     pub database_url: String,
     pub auth: AuthMode,
@@ -230,6 +305,9 @@ pub struct Config {
     pub retention: Option<Duration>,
     pub retention_batch: usize,
     pub agent: AgentKind,
+    /// Local state (the Claude runtime's per-session directories live in `sessions/`).
+    pub data_dir: PathBuf,
+    pub claude: ClaudeArgs,
     pub fixtures: PathBuf,
     pub default_fixture: Option<String>,
     pub ring_size: usize,
@@ -240,6 +318,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub db_pool_size: usize,
     pub host_name: String,
+    pub drain_timeout: Duration,
+    pub lease: Duration,
+    pub handover_timeout: Duration,
+    pub ownership_check: Duration,
 }
 
 impl Config {
@@ -253,6 +335,8 @@ impl Config {
             retention: None,
             retention_batch: 1000,
             agent: AgentKind::Replay,
+            data_dir: PathBuf::from("./.agent-webkit"),
+            claude: ClaudeArgs::default(),
             fixtures: PathBuf::from("tests/fixtures/reference"),
             default_fixture: None,
             ring_size: 1000,
@@ -263,12 +347,18 @@ impl Config {
             max_body_bytes: 10 * 1024 * 1024,
             db_pool_size: 32,
             host_name: default_host_name(),
+            drain_timeout: Duration::from_secs(30),
+            lease: Duration::from_secs(10),
+            handover_timeout: Duration::from_secs(5),
+            ownership_check: Duration::from_millis(250),
         }
     }
 
     pub fn from_args(args: &ServeArgs, database_url: String, auth: AuthMode) -> Config {
         Config {
             agent: args.agent,
+            data_dir: args.db.data_dir.clone(),
+            claude: args.claude.clone(),
             fixtures: args.fixtures.clone(),
             default_fixture: args.default_fixture.clone(),
             ring_size: args.ring_size as usize,
@@ -281,6 +371,10 @@ impl Config {
             host_name: args.host_name.clone().unwrap_or_else(default_host_name),
             retention: args.retention,
             retention_batch: args.retention_batch as usize,
+            drain_timeout: args.drain_timeout,
+            lease: args.lease,
+            handover_timeout: args.handover_timeout,
+            ownership_check: args.ownership_check,
             ..Config::new(database_url, auth)
         }
     }
@@ -292,6 +386,20 @@ impl Config {
             admin_token: verifiers.admin_token,
             ..self
         }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &"<redacted>")
+            .field("auth", &self.auth)
+            .field("agent", &self.agent)
+            .field("ring_size", &self.ring_size)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_sessions", &self.max_sessions)
+            .field("host_name", &self.host_name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -335,10 +443,38 @@ mod tests {
     }
 
     #[test]
+    fn claude_defaults_match_the_command_line() {
+        let cli = Cli::try_parse_from(["agent-webkit-server", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve")
+        };
+        assert_eq!(args.claude, ClaudeArgs::default());
+        let cli = Cli::try_parse_from([
+            "agent-webkit-server",
+            "serve",
+            "--allowed-cwd",
+            "/a",
+            "--allowed-cwd",
+            "/b:/c",
+        ]);
+        let Command::Serve(args) = cli.unwrap().command else {
+            panic!("expected serve")
+        };
+        assert_eq!(
+            args.claude.allowed_cwd,
+            ["/a", "/b", "/c"].map(PathBuf::from)
+        );
+    }
+
+    #[test]
     fn auth_token_is_redacted_in_debug() {
-        let mut cfg = Config::new("postgres://x".into(), AuthMode::Token("hunter2".into()));
+        let mut cfg = Config::new(
+            "postgres://u:pw-secret@h/db".into(),
+            AuthMode::Token("hunter2".into()),
+        );
         cfg.admin_token = Some(Secret("swordfish".into()));
         let shown = format!("{cfg:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("swordfish"));
+        assert!(!shown.contains("hunter2") && !shown.contains("pw-secret"));
+        assert!(!shown.contains("swordfish"));
     }
 }

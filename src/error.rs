@@ -63,6 +63,7 @@ impl From<SessionError> for ApiError {
             E::AtCapacity => ApiError::unavailable("at_capacity", message),
             E::OwnedElsewhere => ApiError::unavailable("session_busy", message),
             E::Stopping => ApiError::unavailable("session_stopping", message),
+            E::Draining => ApiError::unavailable("draining", message),
             E::ResumeAhead { .. } => ApiError::new(
                 StatusCode::PRECONDITION_FAILED,
                 "last_event_id_ahead",

@@ -15,6 +15,7 @@
 //! - a resume token, stored in Postgres by the session, lets a later process (on any host)
 //!   continue the conversation.
 
+pub mod claude;
 pub mod replay;
 
 use serde_json::Value;
@@ -34,7 +35,22 @@ pub struct SessionConfig {
     /// Replay runtime only: the scenario file name (without `.jsonl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixture: Option<String>,
+    /// Claude runtime only: hook callbacks to register, answered by the client through
+    /// `hook_decision_request`: `{"PreToolUse": [{"matcher": "Bash", "timeout": 30}], ...}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Value>,
 }
+
+/// Permission modes the Claude CLI accepts (`specs/claude-code-stream-json.md` §2.2).
+pub const PERMISSION_MODES: &[&str] = &[
+    "default",
+    "manual",
+    "acceptEdits",
+    "plan",
+    "bypassPermissions",
+    "dontAsk",
+    "auto",
+];
 
 /// What a runtime needs to start (or restart, on rehydration) a session's agent.
 #[derive(Debug, Clone)]
@@ -144,6 +160,8 @@ pub enum AgentError {
     Rejected { code: String, message: String },
     #[error("agent has exited")]
     Exited,
+    #[error("invalid session config: {0}")]
+    InvalidConfig(String),
 }
 
 impl AgentError {
@@ -155,6 +173,7 @@ impl AgentError {
             AgentError::BadFixture { .. } => "bad_fixture",
             AgentError::Rejected { code, .. } => code,
             AgentError::Exited => "agent_exited",
+            AgentError::InvalidConfig(_) => "invalid_config",
         }
     }
 }
@@ -176,4 +195,10 @@ pub trait AgentRuntime: Send + Sync + 'static {
 
     /// Starts (or, with `spec.resume_token`, resumes) the agent of one session.
     fn start(&self, spec: StartSpec) -> Result<AgentHandle, AgentError>;
+
+    /// Completes once the agents stopped so far are fully gone (processes reaped). The host
+    /// awaits it after releasing its sessions at shutdown, so exiting does not cut a stop short.
+    fn drain(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }

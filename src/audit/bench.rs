@@ -104,7 +104,7 @@ pub async fn cases(store: &Store) -> Result<Vec<Case>, StoreError> {
         case(
             "GET /sessions/{id}",
             "sessions_pkey",
-            audit::session_query(session, Some(&principal)),
+            audit::session_query(session, Some(&principal), audit::DEFAULT_LEASE),
         ),
         case(
             "GET /sessions/{id}/events",

@@ -115,6 +115,10 @@ pub struct SessionsArgs {
     pub since: Option<String>,
     #[arg(long)]
     pub until: Option<String>,
+    /// The hosts' lease (as `serve --lease`): an `active` session whose owner's heartbeat is
+    /// older is shown as dormant.
+    #[arg(long, env = "AGENT_WEBKIT_LEASE", default_value = "10s", value_parser = crate::config::parse_duration)]
+    pub lease: Duration,
 }
 
 fn pairs(list: &[(&str, &Option<String>)]) -> Vec<(String, String)> {
@@ -190,7 +194,8 @@ pub async fn execute(store: &Store, cmd: AuditCommand, out: &mut impl Write) -> 
                 ("since", &a.since),
                 ("until", &a.until),
             ]);
-            let filter = params::sessions(&query, now)?.filter;
+            let mut filter = params::sessions(&query, now)?.filter;
+            filter.lease = a.lease;
             let fetch = |before, n| audit::sessions(store, &filter, before, n);
             print_all(fetch, a.out.format, a.out.limit, false, out).await
         }

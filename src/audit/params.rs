@@ -297,6 +297,7 @@ pub fn sessions(
         status,
         since: p.time("since", now)?,
         until: p.time("until", now)?,
+        ..SessionFilter::default()
     };
     let after = p
         .get("cursor")

@@ -32,6 +32,7 @@ pub async fn list(
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
     let mut page = params::sessions(&query_pairs(query)?, SystemTime::now())?;
+    page.filter.lease = app.config.lease;
     if let Some(me) = scope(&caller) {
         if page.filter.principal.as_deref().is_some_and(|p| p != me) {
             return Ok(Json(json!({"sessions": [], "next_cursor": null})));
@@ -52,7 +53,7 @@ pub async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let id = session_id(&id)?;
     let store = &app.registry.deps.store;
-    match audit::session(store, id, scope(&caller)).await? {
+    match audit::session(store, id, scope(&caller), app.config.lease).await? {
         Some(row) => Ok(Json(json!(row))),
         None => Err(ApiError::not_found()),
     }

@@ -48,12 +48,17 @@ struct Actor {
     config: SessionConfig,
     resume_token: Option<String>,
     agent: Option<AgentHandle>,
+    /// Whether the agent's latest event was an `Error`: if it then exits, that error already
+    /// told the client why, and only the turn's failed `result` is missing.
+    agent_reported_error: bool,
     /// Input id of the running turn.
     turn: Option<i64>,
     pending: PendingAsks,
     /// Control calls awaiting the agent's answer; a failure becomes an `error` event.
-    control_replies: JoinSet<Result<(), AgentError>>,
+    control_replies: JoinSet<(Control, Result<(), AgentError>)>,
     stop: CancellationToken,
+    /// A handover was asked for: start no new turn, let go when the current one ends.
+    handing_over: bool,
 }
 
 /// Starts the task of a session this host has just claimed.
@@ -86,10 +91,12 @@ pub(crate) fn spawn(deps: Arc<Deps>, id: Uuid, principal: &str, claimed: Claimed
         config: claimed.config,
         resume_token: claimed.resume_token,
         agent: None,
+        agent_reported_error: false,
         turn: None,
         pending: pending.clone(),
         control_replies: JoinSet::new(),
         stop: stop.clone(),
+        handing_over: false,
     };
     deps.live.fetch_add(1, Ordering::Relaxed);
     let lost: Vec<i64> = lost.into_iter().map(|t| t.input_id).collect();
@@ -103,6 +110,7 @@ pub(crate) fn spawn(deps: Arc<Deps>, id: Uuid, principal: &str, claimed: Claimed
     Arc::new(Session {
         id,
         principal: principal.to_owned(),
+        epoch: claimed.epoch,
         log,
         turns: turns_tx,
         control: control_tx,
@@ -125,6 +133,9 @@ impl Actor {
         }
         let gone = self.log.gone.clone();
         let exit = loop {
+            if self.handing_over && self.turn.is_none() {
+                break Exit::Release;
+            }
             tokio::select! {
                 biased;
                 _ = gone.cancelled() => break Exit::Fenced,
@@ -133,18 +144,25 @@ impl Actor {
                     Some(ControlMsg::Close(ack)) => break Exit::Close(ack),
                     Some(ControlMsg::Control(c)) => self.on_control(c).await,
                     Some(ControlMsg::Append(event)) => self.append(vec![event]).await,
+                    Some(ControlMsg::Handover) => self.handing_over = true,
                     None => break Exit::Release,
                 },
                 Some(result) = self.control_replies.join_next(), if !self.control_replies.is_empty() => {
-                    if let Ok(Err(e)) = result {
-                        self.append(vec![translate::error(e.code(), &e.to_string())]).await;
+                    match result {
+                        Ok((control, Ok(()))) => self.apply_config(&control).await,
+                        Ok((_, Err(e))) => {
+                            self.append(vec![translate::error(e.code(), &e.to_string())]).await;
+                        }
+                        Err(_) => {}
                     }
                 }
                 event = next_event(&mut self.agent) => match event {
                     Some(event) => self.on_agent_event(event).await,
                     None => self.on_agent_exit().await,
                 },
-                Some(turn) = turns.recv(), if self.turn.is_none() => self.start_turn(turn).await,
+                Some(turn) = turns.recv(), if self.turn.is_none() && !self.handing_over => {
+                    self.start_turn(turn).await
+                }
             }
         };
         self.finish(exit).await;
@@ -180,6 +198,7 @@ impl Actor {
     }
 
     async fn on_agent_event(&mut self, event: AgentEvent) {
+        self.agent_reported_error = matches!(event, AgentEvent::Error { .. });
         match event {
             AgentEvent::Ask(ask) => {
                 let wire = translate::ask(&ask);
@@ -226,40 +245,49 @@ impl Actor {
         if let Some(agent) = self.agent.take() {
             stop_agent(agent);
         }
+        let explained = std::mem::take(&mut self.agent_reported_error);
         if self.turn.is_some() {
-            self.fail_turn(
-                "agent_exited",
-                "the agent exited during the turn",
-                TurnState::Done,
-            )
-            .await;
+            let error = (!explained)
+                .then(|| translate::error("agent_exited", "the agent exited during the turn"));
+            self.end_failed_turn(error, TurnState::Done).await;
         }
     }
 
+    /// Serves a control call. A mode or model change becomes the session's config (used by
+    /// every later start of the agent) once the running agent accepted it, or at once when no
+    /// agent runs: a value the agent refused must not be stored and break the next start.
     async fn on_control(&mut self, control: Control) {
-        match &control {
-            Control::Interrupt if self.turn.is_none() => return,
-            Control::SetPermissionMode(mode) => {
-                self.config.permission_mode = Some(mode.clone());
-                self.save_config().await;
-            }
-            Control::SetModel(model) => {
-                self.config.model = model.clone();
-                self.save_config().await;
-            }
-            _ => {}
+        if control == Control::Interrupt && self.turn.is_none() {
+            return;
         }
-        let Some(agent) = &self.agent else { return };
+        let Some(agent) = &self.agent else {
+            self.apply_config(&control).await;
+            return;
+        };
         let (reply, rx) = oneshot::channel();
-        let command = AgentCommand::Control { control, reply };
+        let command = AgentCommand::Control {
+            control: control.clone(),
+            reply,
+        };
         if agent.commands.try_send(command).is_err() {
             let e = AgentError::Unavailable("the agent is not accepting commands".into());
             self.append(vec![translate::error(e.code(), &e.to_string())])
                 .await;
             return;
         }
-        self.control_replies
-            .spawn(async move { rx.await.unwrap_or(Err(AgentError::Exited)) });
+        self.control_replies.spawn(async move {
+            let outcome = rx.await.unwrap_or(Err(AgentError::Exited));
+            (control, outcome)
+        });
+    }
+
+    async fn apply_config(&mut self, control: &Control) {
+        match control {
+            Control::SetPermissionMode(mode) => self.config.permission_mode = Some(mode.clone()),
+            Control::SetModel(model) => self.config.model = model.clone(),
+            Control::Interrupt | Control::StopTask(_) => return,
+        }
+        self.save_config().await;
     }
 
     async fn report_lost_turn(&mut self, input_id: i64) {
@@ -275,12 +303,16 @@ impl Actor {
     /// Ends the running turn with an `error` and a failed `result`, so every UI leaves its
     /// streaming state.
     async fn fail_turn(&mut self, code: &str, message: &str, state: TurnState) {
+        let error = translate::error(code, message);
+        self.end_failed_turn(Some(error), state).await;
+    }
+
+    /// [`fail_turn`](Self::fail_turn) without an `error` of our own when the agent sent one.
+    async fn end_failed_turn(&mut self, error: Option<WireEvent>, state: TurnState) {
         let id = self.id.to_string();
-        self.append(vec![
-            translate::error(code, message),
-            translate::failed_result(&id, "error_during_execution"),
-        ])
-        .await;
+        let result = translate::failed_result(&id, "error_during_execution");
+        self.append(error.into_iter().chain([result]).collect())
+            .await;
         self.pending_asks().clear();
         if let Some(input_id) = self.turn.take() {
             self.set_turn_state(input_id, state).await;

@@ -51,16 +51,8 @@ fn invalid(message: impl Into<String>) -> InboundError {
     }
 }
 
-/// Permission modes the Claude CLI accepts (`specs/claude-code-stream-json.md` §2.2).
-pub const PERMISSION_MODES: &[&str] = &[
-    "default",
-    "manual",
-    "acceptEdits",
-    "plan",
-    "bypassPermissions",
-    "dontAsk",
-    "auto",
-];
+/// Permission modes the Claude CLI accepts.
+pub use crate::agent::PERMISSION_MODES;
 
 #[derive(Deserialize)]
 struct PermissionResponse {

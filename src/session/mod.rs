@@ -45,8 +45,10 @@ pub enum SessionError {
     QueueFull,
     #[error("this host is at its session limit")]
     AtCapacity,
-    #[error("the session is held by another host")]
+    #[error("the session is held by another host; it is being handed over")]
     OwnedElsewhere,
+    #[error("this host is shutting down")]
+    Draining,
     #[error("the session is stopping on this host")]
     Stopping,
     #[error("Last-Event-ID {after} is ahead of the session's last event {last}")]
@@ -68,10 +70,27 @@ pub struct Deps {
     pub ring_size: usize,
     pub queue_capacity: usize,
     pub keepalive: Duration,
+    pub ownership: Ownership,
     /// Host shutdown: ends every stream.
     pub shutdown: CancellationToken,
+    /// The host is draining: it claims no session.
+    pub draining: CancellationToken,
+    /// When the host last wrote its heartbeat (see `store::hosts::keep_alive`).
+    pub last_heartbeat: Arc<Mutex<std::time::Instant>>,
     /// Sessions running on this host.
     pub live: AtomicUsize,
+}
+
+/// Timings of multi-host ownership.
+#[derive(Debug, Clone, Copy)]
+pub struct Ownership {
+    /// A host that has not written its heartbeat for this long is dead to the others, and
+    /// stops serving its sessions itself.
+    pub lease: Duration,
+    /// How long a request waits for another live host to hand a session over.
+    pub handover_timeout: Duration,
+    /// How often a host compares the sessions it holds with what the rows say it owns.
+    pub check_interval: Duration,
 }
 
 /// A user message accepted into the session's queue.
@@ -86,6 +105,8 @@ pub(crate) enum ControlMsg {
     Close(oneshot::Sender<()>),
     /// An event the session appends on an HTTP caller's behalf (a decision's `*_resolved`).
     Append(translate::WireEvent),
+    /// Another host asked for the session (or this one drains): let go at the turn boundary.
+    Handover,
 }
 
 /// A parked callback waiting for its first reply.
@@ -102,6 +123,8 @@ pub(crate) type PendingAsks = Arc<Mutex<HashMap<String, PendingAsk>>>;
 pub struct Session {
     pub id: Uuid,
     pub principal: String,
+    /// The epoch this host claimed the session with.
+    pub epoch: i64,
     pub log: Arc<EventLog>,
     turns: mpsc::Sender<QueuedTurn>,
     control: mpsc::Sender<ControlMsg>,
@@ -125,9 +148,24 @@ impl Session {
         body: &Value,
         principal: &str,
     ) -> Result<(), SessionError> {
+        let result = self.accept(inbound, body, principal).await;
+        if matches!(result, Err(SessionError::Store(StoreError::Fenced))) {
+            // Another host owns the session now: end this host's streams for it.
+            self.log.set_gone();
+        }
+        result
+    }
+
+    async fn accept(
+        &self,
+        inbound: Inbound,
+        body: &Value,
+        principal: &str,
+    ) -> Result<(), SessionError> {
         self.log.touch();
         let base = inputs::NewInput {
             session_id: self.id,
+            holder: (self.deps.host_id, self.epoch),
             kind: inbound.kind(),
             body,
             principal,
@@ -269,6 +307,16 @@ impl Session {
             .await
             .map_err(|_| SessionError::Stopping)?;
         rx.await.map_err(|_| SessionError::Stopping)
+    }
+
+    /// Asks the session to let go at its next turn boundary (does not wait).
+    pub fn handover(&self) {
+        let _ = self.control.try_send(ControlMsg::Handover);
+    }
+
+    /// Waits until the session task has finished.
+    pub async fn stopped(&self) {
+        self.stopped.cancelled().await
     }
 
     /// Lets go of the session on this host (eviction, drain) and waits until it has.

@@ -78,18 +78,48 @@ impl Registry {
             };
         }
         *held = None;
+        if self.deps.draining.is_cancelled() {
+            return Err(SessionError::Draining);
+        }
         self.check_capacity()?;
-        let deps = &self.deps;
-        match sessions::claim(&deps.store, id, deps.host_id, principal, deps.ring_size).await? {
+        match self.claim(id, principal).await? {
             Claim::Claimed(claimed) => {
                 tracing::debug!(session_id = %id, epoch = claimed.epoch, last_seq = claimed.last_seq, "session claimed");
-                let session = actor::spawn(deps.clone(), id, principal, *claimed);
+                let session = actor::spawn(self.deps.clone(), id, principal, *claimed);
                 *held = Some(session.clone());
                 Ok(Lookup::Live(session))
             }
             Claim::Closed { last_seq } => Ok(Lookup::Closed { last_seq }),
             Claim::OwnedElsewhere => Err(SessionError::OwnedElsewhere),
             Claim::NotFound => Err(SessionError::NotFound),
+        }
+    }
+
+    /// Claims a session; if a live host holds it, asks that host to hand it over at its next
+    /// turn boundary and waits (bounded) for it to let go. The load balancer sent the request
+    /// here, so this is where the session should live now.
+    async fn claim(&self, id: Uuid, principal: &str) -> Result<Claim, SessionError> {
+        let deps = &self.deps;
+        let deadline = tokio::time::Instant::now() + deps.ownership.handover_timeout;
+        let mut asked = false;
+        loop {
+            let claim = sessions::claim(
+                &deps.store,
+                id,
+                deps.host_id,
+                principal,
+                deps.ring_size,
+                deps.ownership.lease,
+            )
+            .await?;
+            if !matches!(claim, Claim::OwnedElsewhere) || tokio::time::Instant::now() >= deadline {
+                return Ok(claim);
+            }
+            if !asked {
+                asked = sessions::request_handover(&deps.store, id, deps.host_id).await?;
+                tracing::info!(session_id = %id, "session held by another live host: handover requested");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
@@ -143,6 +173,101 @@ impl Registry {
             }
         }
         evicted
+    }
+
+    /// Graceful drain: every session finishes its running turn (bounded by `timeout`) and is
+    /// released, so the next host takes it over at once.
+    pub async fn drain(&self, timeout: Duration) {
+        let held: Vec<Arc<Session>> = self.held_sessions(true).await;
+        for s in &held {
+            s.handover();
+        }
+        let all_stopped = futures::future::join_all(held.iter().map(|s| s.stopped()));
+        if tokio::time::timeout(timeout, all_stopped).await.is_err() {
+            tracing::warn!("drain timeout: releasing sessions with turns still running");
+        }
+        self.release_all().await;
+    }
+
+    /// Running sessions. Without `wait`, slots busy with a request are skipped (the ownership
+    /// watcher must not stall behind a lookup waiting for a handover).
+    async fn held_sessions(&self, wait: bool) -> Vec<Arc<Session>> {
+        let mut out = Vec::new();
+        for (_, slot) in self.all_slots() {
+            let held = if wait {
+                slot.lock().await
+            } else {
+                match slot.try_lock() {
+                    Ok(held) => held,
+                    Err(_) => continue,
+                }
+            };
+            if let Some(s) = held.as_ref().filter(|s| s.is_running()) {
+                out.push(s.clone());
+            }
+        }
+        out
+    }
+
+    /// Compares the sessions this host holds with what Postgres says it owns: a session whose
+    /// row names another owner or epoch was taken over (this host was paused, partitioned or
+    /// slow) — its streams end so clients reconnect through the load balancer; a session
+    /// another host asked for is handed over at its turn boundary. A host whose heartbeat is
+    /// older than its lease stops serving everything: others may already own its sessions.
+    pub async fn check_ownership(&self) {
+        let deps = &self.deps;
+        let held = self.held_sessions(false).await;
+        if held.is_empty() {
+            return;
+        }
+        let beat_age = deps
+            .last_heartbeat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed();
+        if beat_age > deps.ownership.lease {
+            tracing::warn!(
+                ?beat_age,
+                "lease expired: ending every session on this host"
+            );
+            for s in &held {
+                s.log.set_gone();
+            }
+            return;
+        }
+        let owned = match sessions::owned_by(&deps.store, deps.host_id).await {
+            Ok(owned) => owned,
+            Err(e) => {
+                tracing::debug!(error = %e, "ownership check skipped");
+                return;
+            }
+        };
+        let owned: HashMap<Uuid, sessions::Owned> = owned.into_iter().map(|o| (o.id, o)).collect();
+        for s in &held {
+            match owned.get(&s.id) {
+                Some(o) if o.epoch == s.epoch => {
+                    if o.handover_requested {
+                        s.handover();
+                    }
+                }
+                _ => {
+                    tracing::warn!(session_id = %s.id, "session taken over by another host");
+                    s.log.set_gone();
+                }
+            }
+        }
+    }
+
+    /// Runs the ownership check until shutdown.
+    pub async fn run_ownership_watch(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.deps.ownership.check_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.deps.shutdown.cancelled() => return,
+                _ = tick.tick() => self.check_ownership().await,
+            }
+        }
     }
 
     /// Releases every session this host holds (shutdown, drain).

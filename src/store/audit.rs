@@ -84,7 +84,10 @@ impl SessionStatus {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+/// The default `--lease` (a host whose heartbeat is older is dead).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
 pub struct SessionFilter {
     /// Only this principal's sessions (`None`: everyone's, for admins).
     pub principal: Option<String>,
@@ -92,6 +95,20 @@ pub struct SessionFilter {
     /// On `created_at`.
     pub since: Option<SystemTime>,
     pub until: Option<SystemTime>,
+    /// The hosts' lease, to tell an `active` session with a dead owner (then `dormant`).
+    pub lease: Duration,
+}
+
+impl Default for SessionFilter {
+    fn default() -> Self {
+        SessionFilter {
+            principal: None,
+            status: None,
+            since: None,
+            until: None,
+            lease: DEFAULT_LEASE,
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -365,14 +382,19 @@ pub async fn inputs(
         .collect())
 }
 
-/// The status as clients should read it: `active` needs a live owner.
-const EFFECTIVE_STATUS: &str = "CASE WHEN s.status = 'active' AND (s.owner IS NULL \
-     OR NOT host_alive(s.owner)) THEN 'dormant' ELSE s.status END";
+/// `host_alive` of the session's owner under `lease` (a placeholder), the liveness rule the
+/// claims use: an `active` session whose owner is dead is dormant to clients.
+fn alive(lease: &str) -> String {
+    format!("host_alive(s.owner, make_interval(secs => {lease}))")
+}
 
-fn session_select(with_config: bool) -> String {
+fn session_select(with_config: bool, lease: &str) -> String {
+    let alive = alive(lease);
     format!(
-        "SELECT s.id, s.principal, {EFFECTIVE_STATUS}, s.owner, h.name, s.created_at, \
-             s.updated_at, \
+        "SELECT s.id, s.principal, \
+             CASE WHEN s.status = 'active' AND (s.owner IS NULL OR NOT {alive}) \
+                  THEN 'dormant' ELSE s.status END, \
+             s.owner, h.name, s.created_at, s.updated_at, \
              greatest(s.last_seq, (SELECT coalesce(max(e.seq), 0) FROM events e \
                                    WHERE e.session_id = s.id)), \
              s.turns, s.total_cost_usd, {} \
@@ -403,18 +425,18 @@ fn session_row(r: &tokio_postgres::Row) -> SessionRow {
 
 pub fn sessions_query(filter: &SessionFilter, before: Option<SessionKey>, limit: i64) -> Statement {
     let mut q = Query::default();
+    let lease = q.bind(filter.lease.as_secs_f64());
+    let alive = alive(&lease);
     if let Some(p) = &filter.principal {
         q.filter("s.principal = {}", p.clone());
     }
     match filter.status {
-        Some(SessionStatus::Active) => q
-            .conditions
-            .push("s.status = 'active' AND s.owner IS NOT NULL AND host_alive(s.owner)".into()),
-        Some(SessionStatus::Dormant) => q.conditions.push(
-            "(s.status = 'dormant' OR (s.status = 'active' AND (s.owner IS NULL \
-             OR NOT host_alive(s.owner))))"
-                .into(),
-        ),
+        Some(SessionStatus::Active) => q.conditions.push(format!(
+            "s.status = 'active' AND s.owner IS NOT NULL AND {alive}"
+        )),
+        Some(SessionStatus::Dormant) => q.conditions.push(format!(
+            "(s.status = 'dormant' OR (s.status = 'active' AND (s.owner IS NULL OR NOT {alive})))"
+        )),
         Some(SessionStatus::Closed) => q.conditions.push("s.status = 'closed'".into()),
         None => {}
     }
@@ -427,7 +449,7 @@ pub fn sessions_query(filter: &SessionFilter, before: Option<SessionKey>, limit:
     let limit = q.bind(limit);
     let sql = format!(
         "{} {} ORDER BY s.created_at DESC, s.id DESC LIMIT {limit}",
-        session_select(false),
+        session_select(false, &lease),
         q.where_clause()
     );
     Statement { sql, query: q }
@@ -445,13 +467,14 @@ pub async fn sessions(
 
 /// One session with its config, if it exists and `principal` may see it (`None`: anyone).
 /// Someone else's session is `None`, exactly like a missing one.
-pub fn session_query(id: Uuid, principal: Option<&str>) -> Statement {
+pub fn session_query(id: Uuid, principal: Option<&str>, lease: Duration) -> Statement {
     let mut q = Query::default();
+    let lease = q.bind(lease.as_secs_f64());
     q.filter("s.id = {}", id);
     if let Some(p) = principal {
         q.filter("s.principal = {}", p.to_owned());
     }
-    let sql = format!("{} {}", session_select(true), q.where_clause());
+    let sql = format!("{} {}", session_select(true, &lease), q.where_clause());
     Statement { sql, query: q }
 }
 
@@ -459,8 +482,9 @@ pub async fn session(
     store: &Store,
     id: Uuid,
     principal: Option<&str>,
+    lease: Duration,
 ) -> Result<Option<SessionRow>, StoreError> {
-    let rows = session_query(id, principal).rows(store).await?;
+    let rows = session_query(id, principal, lease).rows(store).await?;
     Ok(rows.first().map(session_row))
 }
 

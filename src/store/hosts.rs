@@ -9,12 +9,18 @@
 //! has not re-taken it yet" from "lock gone because the host died".
 
 use super::{Store, StoreError, LOCK_NS};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
-/// How often the heartbeat is written; `host_alive` treats 10× this as a lost lease.
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// The heartbeat interval for a lease: several beats per lease, at most one a second.
+pub fn heartbeat_interval(lease: Duration) -> Duration {
+    (lease / 4).min(Duration::from_secs(1))
+}
+
+/// When the heartbeat last succeeded; a host past its lease stops serving its sessions.
+pub type LastBeat = Arc<Mutex<Instant>>;
 
 /// Registers a new host row and returns its id.
 pub async fn register(store: &Store, name: &str) -> Result<i32, StoreError> {
@@ -44,10 +50,16 @@ pub async fn mark_released(store: &Store, host_id: i32) -> Result<(), StoreError
 ///
 /// If the lock connection drops (Postgres restart, network), it reconnects and re-takes the
 /// lock, recording `locked_at`, with a short backoff. Returns when `shutdown` fires.
-pub async fn keep_alive(store: Store, host_id: i32, shutdown: CancellationToken) {
+pub async fn keep_alive(
+    store: Store,
+    host_id: i32,
+    interval: Duration,
+    last_beat: LastBeat,
+    shutdown: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(100);
     while !shutdown.is_cancelled() {
-        match hold_lock(&store, host_id, &shutdown).await {
+        match hold_lock(&store, host_id, interval, &last_beat, &shutdown).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "host lock connection lost; re-taking");
@@ -64,6 +76,8 @@ pub async fn keep_alive(store: Store, host_id: i32, shutdown: CancellationToken)
 async fn hold_lock(
     store: &Store,
     host_id: i32,
+    interval: Duration,
+    last_beat: &LastBeat,
     shutdown: &CancellationToken,
 ) -> Result<(), StoreError> {
     let (client, connection) = tokio_postgres::connect(&store.url, NoTls).await?;
@@ -77,7 +91,8 @@ async fn hold_lock(
             &[&host_id],
         )
         .await?;
-    let mut tick = tokio::time::interval(HEARTBEAT);
+    *last_beat.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    let mut tick = tokio::time::interval(interval);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -85,9 +100,10 @@ async fn hold_lock(
             _ = tick.tick() => {
                 let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&host_id];
                 let beat = client.execute("UPDATE hosts SET heartbeat_at = now() WHERE id = $1", &params);
-                tokio::time::timeout(HEARTBEAT * 3, beat)
+                tokio::time::timeout(interval * 3, beat)
                     .await
                     .map_err(|_| StoreError::Unavailable("heartbeat timed out".into()))??;
+                *last_beat.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             }
         }
     }

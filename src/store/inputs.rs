@@ -11,6 +11,9 @@ use uuid::Uuid;
 #[derive(Clone, Copy)]
 pub struct NewInput<'a> {
     pub session_id: Uuid,
+    /// The (host, epoch) the session is held under: the input is recorded only while that is
+    /// still the session's owner, so a deposed host cannot accept work the new owner never sees.
+    pub holder: (i32, i64),
     pub kind: &'a str,
     pub body: &'a Value,
     pub principal: &'a str,
@@ -41,17 +44,15 @@ impl TurnState {
 }
 
 /// Records one inbound message; returns its id. An accepted (`204`) decision for a correlation
-/// id that already has one (same `ask_seq`) fails with [`StoreError::Conflict`] (first reply wins, on any host).
+/// id that already has one (same `ask_seq`) fails with [`StoreError::Conflict`] (first reply
+/// wins, on any host); a holder that is no longer the owner gets [`StoreError::Fenced`].
 pub async fn record(store: &Store, input: NewInput<'_>) -> Result<i64, StoreError> {
     let client = store.client().await?;
     let stmt = client
-        .prepare_cached(
-            "INSERT INTO inputs (session_id, type, body, principal, status, correlation_id, ask_seq, turn_state) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
+        .prepare_cached(include_str!("sql/record_input.sql"))
         .await?;
     let row = client
-        .query_one(
+        .query_opt(
             &stmt,
             &[
                 &input.session_id,
@@ -62,10 +63,12 @@ pub async fn record(store: &Store, input: NewInput<'_>) -> Result<i64, StoreErro
                 &input.correlation_id,
                 &input.ask_seq.map(|s| s as i64),
                 &input.turn_state.map(TurnState::as_str),
+                &input.holder.0,
+                &input.holder.1,
             ],
         )
         .await?;
-    Ok(row.get(0))
+    row.map(|r| r.get(0)).ok_or(StoreError::Fenced)
 }
 
 pub async fn set_turn_state(

@@ -93,11 +93,15 @@ pub async fn claim(
     host: i32,
     principal: &str,
     ring_size: usize,
+    lease: std::time::Duration,
 ) -> Result<Claim, StoreError> {
     let mut client = store.client().await?;
     let tx = client.transaction().await?;
     let claimed = tx
-        .query_opt(include_str!("sql/claim.sql"), &[&id, &host, &principal])
+        .query_opt(
+            include_str!("sql/claim.sql"),
+            &[&id, &host, &principal, &lease.as_secs_f64()],
+        )
         .await?;
     let Some(row) = claimed else {
         let row = tx
@@ -183,13 +187,53 @@ async fn set_final_state(
     let client = store.client().await?;
     client
         .execute(
-            "UPDATE sessions SET owner = NULL, status = $5, updated_at = now(), \
-                 last_seq = greatest(last_seq, $4) \
+            "UPDATE sessions SET owner = NULL, status = $5, handover_to = NULL, \
+                 updated_at = now(), last_seq = greatest(last_seq, $4) \
              WHERE id = $1 AND owner = $2 AND epoch = $3",
             &[&id, &host, &epoch, &(last_seq as i64), &status],
         )
         .await?;
     Ok(())
+}
+
+/// Asks the live owner of a session to let go of it at its next turn boundary, so `host` can
+/// claim it. Returns whether a request was made (false: unowned, closed, or already ours).
+pub async fn request_handover(store: &Store, id: Uuid, host: i32) -> Result<bool, StoreError> {
+    let client = store.client().await?;
+    let n = client
+        .execute(
+            "UPDATE sessions SET handover_to = $2 \
+             WHERE id = $1 AND owner IS NOT NULL AND owner <> $2 AND status <> 'closed'",
+            &[&id, &host],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// A session as its owner's row says, for the ownership watcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owned {
+    pub id: Uuid,
+    pub epoch: i64,
+    /// Another host asked for it.
+    pub handover_requested: bool,
+}
+
+/// Every session the rows say `host` owns.
+pub async fn owned_by(store: &Store, host: i32) -> Result<Vec<Owned>, StoreError> {
+    let client = store.client().await?;
+    let stmt = client
+        .prepare_cached("SELECT id, epoch, handover_to IS NOT NULL FROM sessions WHERE owner = $1")
+        .await?;
+    let rows = client.query(&stmt, &[&host]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| Owned {
+            id: r.get(0),
+            epoch: r.get(1),
+            handover_requested: r.get(2),
+        })
+        .collect())
 }
 
 /// Records the end of a turn: turn count and cost.

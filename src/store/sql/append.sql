@@ -18,5 +18,9 @@ WITH owned AS (
            audit_tool_name(e.event, e.data), audit_correlation_id(e.event, e.data)
     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[]) AS e(session_id, seq, event, data)
     WHERE e.session_id IN (SELECT id FROM owned)
+    -- A retry after an ambiguous failure (the commit may have landed before the connection
+    -- broke) finds its own rows: fencing guarantees nobody else writes this session at this
+    -- epoch, so an existing (session_id, seq) can only be this very event.
+    ON CONFLICT (session_id, seq) DO NOTHING
 )
 SELECT id FROM owned

@@ -1,11 +1,11 @@
--- Claim session $1, created by principal $3, for host $2: it must not be closed, and be unowned, ours, or owned by a dead
--- host. Bumping the epoch fences the previous owner: its next append finds a stale epoch. This
--- UPDATE waits for any append holding the row FOR SHARE, so the caller's next statement sees
--- every event the previous owner committed.
+-- Claim session $1, created by principal $3, for host $2: it must not be closed, and be
+-- unowned, ours, or owned by a dead host ($4: the lease). Bumping the epoch fences the previous
+-- owner: its next append finds a stale epoch. This UPDATE waits for any append holding the row
+-- FOR SHARE, so the caller's next statement sees every event the previous owner committed.
 UPDATE sessions
-SET owner = $2, epoch = epoch + 1, status = 'active', updated_at = now()
+SET owner = $2, epoch = epoch + 1, status = 'active', handover_to = NULL, updated_at = now()
 WHERE id = $1
   AND principal = $3
   AND status <> 'closed'
-  AND (owner IS NULL OR owner = $2 OR NOT host_alive(owner))
+  AND (owner IS NULL OR owner = $2 OR NOT host_alive(owner, make_interval(secs => $4)))
 RETURNING epoch, principal, config, resume_token, last_seq

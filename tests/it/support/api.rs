@@ -86,6 +86,25 @@ impl Api {
         self.input_raw(id, &body.to_string()).await.0
     }
 
+    /// Sends an input; `Err` on a connection failure (no status).
+    pub async fn try_input(&self, id: &str, body: &Value) -> Result<StatusCode, reqwest::Error> {
+        let r = self
+            .req(reqwest::Method::POST, &format!("/sessions/{id}/input"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await?;
+        Ok(r.status())
+    }
+
+    pub async fn try_delete(&self, id: &str) -> Result<StatusCode, reqwest::Error> {
+        let r = self
+            .req(reqwest::Method::DELETE, &format!("/sessions/{id}"))
+            .send()
+            .await?;
+        Ok(r.status())
+    }
+
     pub async fn say(&self, id: &str, text: &str) {
         let status = self
             .input(id, json!({"type": "user_message", "content": text}))
@@ -111,7 +130,11 @@ impl Api {
         if let Some(last) = last_event_id {
             req = req.header("last-event-id", last);
         }
-        let r = req.send().await.unwrap();
+        // A connection failure reads as a 502, which clients retry like any 5xx.
+        let r = match req.send().await {
+            Ok(r) => r,
+            Err(_) => return Err((StatusCode::BAD_GATEWAY, Value::Null)),
+        };
         if r.status() != 200 {
             let status = r.status();
             return Err((status, r.json().await.unwrap_or(Value::Null)));

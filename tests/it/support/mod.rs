@@ -3,6 +3,8 @@
 //! small HTTP + SSE client.
 
 pub mod api;
+pub mod drill;
+pub mod fleet;
 pub mod sse;
 
 use agent_webkit_server::config::{AuthMode, Config};
@@ -119,6 +121,8 @@ impl TestServer {
         config.fixtures = fixtures_dir();
         config.default_fixture = Some("plain_qa".into());
         config.db_pool_size = 8;
+        // Tests stop servers with turns parked on permissions; do not wait 30 s for them.
+        config.drain_timeout = Duration::from_millis(300);
         config
     }
 

@@ -1,0 +1,294 @@
+//! Tests of the replay runtime against the reference scenarios.
+use super::*;
+use serde_json::json;
+use std::path::Path;
+use tokio::time::timeout;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reference");
+const PATIENCE: Duration = Duration::from_secs(5);
+
+fn config(fixture: Option<&str>) -> SessionConfig {
+    let fixture = fixture.map(Into::into);
+    SessionConfig {
+        fixture,
+        ..Default::default()
+    }
+}
+
+fn start_in(dir: &Path, fixture: &str, token: Option<&str>) -> AgentHandle {
+    let (config, resume_token) = (config(Some(fixture)), token.map(Into::into));
+    let spec = StartSpec {
+        session_id: Uuid::nil(),
+        config,
+        resume_token,
+    };
+    ReplayRuntime::new(dir.into(), None).start(spec).unwrap()
+}
+
+fn start(fixture: &str, token: Option<&str>) -> AgentHandle {
+    start_in(FIXTURES.as_ref(), fixture, token)
+}
+
+async fn say(h: &AgentHandle) {
+    let message = AgentCommand::UserMessage {
+        content: json!("hi"),
+    };
+    h.commands.send(message).await.unwrap();
+}
+
+async fn control(h: &AgentHandle, control: Control) {
+    let (reply, done) = oneshot::channel();
+    let command = AgentCommand::Control { control, reply };
+    h.commands.send(command).await.unwrap();
+    let done = timeout(PATIENCE, done).await;
+    done.unwrap().unwrap().unwrap();
+}
+
+async fn next(h: &mut AgentHandle) -> AgentEvent {
+    let event = timeout(PATIENCE, h.events.recv()).await;
+    event.unwrap().unwrap()
+}
+
+async fn next_ask(h: &mut AgentHandle) -> Ask {
+    match next(h).await {
+        AgentEvent::Ask(ask) => ask,
+        other => panic!("expected an ask, got {other:?}"),
+    }
+}
+
+/// Compares the next events with short labels, so tests state whole sequences.
+async fn expect(h: &mut AgentHandle, labels: &[&str]) {
+    let mut got = Vec::new();
+    for _ in labels {
+        got.push(match next(h).await {
+            AgentEvent::Assistant { id, .. } => id,
+            AgentEvent::ToolResults { blocks } => format!("results:{}", blocks.len()),
+            AgentEvent::Result(r) => {
+                let field = |key: &str| r[key].as_str().unwrap_or_default().to_owned();
+                format!("{}@{}", field("subtype"), field("session_id"))
+            }
+            AgentEvent::ResumeToken(t) => format!("token:{t}"),
+            AgentEvent::Error { code, .. } => code,
+            other => format!("{other:?}"),
+        });
+    }
+    assert_eq!(got, labels);
+}
+
+/// Nothing else was emitted: a control is served only after any pending emission.
+async fn expect_quiet(h: &mut AgentHandle) {
+    control(h, Control::SetModel(None)).await;
+    assert!(h.events.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn plain_qa_plays_one_turn_and_ends_with_the_session() {
+    let mut h = start("plain_qa", None);
+    say(&h).await;
+    let AgentEvent::Assistant {
+        id,
+        content,
+        model,
+        stop_reason,
+    } = next(&mut h).await
+    else {
+        panic!("no assistant message");
+    };
+    assert_eq!(
+        (id.as_str(), model.as_deref()),
+        ("m_1", Some("claude-opus-4-7"))
+    );
+    assert_eq!(content, [json!({"type": "text", "text": "hello world"})]);
+    assert_eq!(stop_reason.as_deref(), Some("end_turn"));
+    let AgentEvent::Result(result) = next(&mut h).await else {
+        panic!("no result");
+    };
+    let cost = json!({"session_id": "fake-1", "subtype": "success", "total_cost_usd": 0.001});
+    assert_eq!(Value::Object(result), cost);
+    expect(&mut h, &["token:1"]).await;
+    expect_quiet(&mut h).await;
+    drop(h.commands);
+    assert!(h.events.recv().await.is_none());
+    h.task.await.unwrap();
+}
+
+#[tokio::test]
+async fn read_allow_plays_on_after_allow() {
+    let mut h = start("read_allow", None);
+    say(&h).await;
+    expect(&mut h, &["m_1"]).await;
+    let ask = next_ask(&mut h).await;
+    assert_eq!(
+        (ask.kind, ask.tool_name.as_str()),
+        (AskKind::Permission, "Read")
+    );
+    assert_eq!(ask.correlation_id, "tu_1");
+    assert_eq!(ask.input, json!({"path": "./README.md"}));
+    assert_eq!(ask.context, json!({"tool_use_id": "tu_1"}));
+    let (updated_input, updated_permissions) = (None, None);
+    let allow = Decision::Allow {
+        updated_input,
+        updated_permissions,
+    };
+    ask.reply.send(allow).unwrap();
+    expect(&mut h, &["results:1", "m_2", "success@fake-2", "token:1"]).await;
+}
+
+#[tokio::test]
+async fn every_reference_fixture_plays_to_its_result() {
+    for entry in std::fs::read_dir(FIXTURES).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().and_then(|s| s.to_str());
+        let name = name.unwrap_or_default();
+        if path.extension() != Some("jsonl".as_ref()) {
+            continue;
+        }
+        let mut h = start(name, None);
+        say(&h).await;
+        loop {
+            match next(&mut h).await {
+                AgentEvent::Ask(ask) => {
+                    let question = name == "ask_user_question";
+                    assert_eq!(ask.kind == AskKind::Question, question, "{name}");
+                    let answers = json!({});
+                    let _ = ask.reply.send(Decision::Answer { answers });
+                }
+                AgentEvent::Result(_) => break,
+                _ => {}
+            }
+        }
+        expect(&mut h, &["token:1"]).await;
+    }
+}
+
+#[tokio::test]
+async fn turns_wait_for_user_messages_and_resume_skips_played_ones() {
+    let mut h = start("multi_turn", None);
+    say(&h).await;
+    expect(&mut h, &["m_1", "success@fake-mt", "token:1"]).await;
+    expect_quiet(&mut h).await;
+    say(&h).await;
+    expect(&mut h, &["m_2", "success@fake-mt", "token:2"]).await;
+
+    let mut h = start("multi_turn", Some("1"));
+    say(&h).await;
+    expect(&mut h, &["m_2", "success@fake-mt", "token:2"]).await;
+    // An unreadable token starts over.
+    let mut h = start("multi_turn", Some("one"));
+    say(&h).await;
+    expect(&mut h, &["m_1"]).await;
+}
+
+#[tokio::test]
+async fn interrupt_cuts_a_delay_short() {
+    let mut h = start("interrupt_mid_stream", None);
+    say(&h).await;
+    expect(&mut h, &["m_1"]).await;
+    control(&h, Control::Interrupt).await;
+    expect(&mut h, &["interrupted@fake-interrupt", "token:1"]).await;
+    expect_quiet(&mut h).await;
+
+    // That delay is 50 ms and might run out first; this one cannot (`next` times out).
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"{"kind":"expect_user_query"}
+        {"kind":"delay","seconds":3600}
+        {"kind":"outbound","message":{"type":"ResultMessage","session_id":"s"}}"#;
+    std::fs::write(dir.path().join("long.jsonl"), script).unwrap();
+    let mut h = start_in(dir.path(), "long", None);
+    say(&h).await;
+    control(&h, Control::Interrupt).await;
+    expect(&mut h, &["interrupted@s", "token:1"]).await;
+}
+
+#[tokio::test]
+async fn interrupt_abandons_a_parked_callback() {
+    let mut h = start("read_allow", None);
+    say(&h).await;
+    expect(&mut h, &["m_1"]).await;
+    let ask = next_ask(&mut h).await;
+    control(&h, Control::Interrupt).await;
+    assert!(ask.reply.is_closed());
+    expect(&mut h, &["interrupted@fake-2", "token:1"]).await;
+    // Idle, an interrupt is acknowledged and does nothing.
+    control(&h, Control::Interrupt).await;
+    expect_quiet(&mut h).await;
+}
+
+#[tokio::test]
+async fn deny_with_interrupt_stops_the_turn_unless_the_script_ends_it() {
+    for (fixture, session) in [
+        ("read_allow", "fake-2"),
+        ("deny_with_interrupt", "fake-deny"),
+    ] {
+        let mut h = start(fixture, None);
+        say(&h).await;
+        expect(&mut h, &["m_1"]).await;
+        let deny = Decision::Deny {
+            message: None,
+            interrupt: true,
+        };
+        next_ask(&mut h).await.reply.send(deny).unwrap();
+        expect(&mut h, &[&format!("interrupted@{session}"), "token:1"]).await;
+        expect_quiet(&mut h).await;
+    }
+}
+
+#[tokio::test]
+async fn the_task_ends_when_the_session_goes_away() {
+    let mut h = start("read_allow", None);
+    say(&h).await;
+    expect(&mut h, &["m_1"]).await;
+    drop(next_ask(&mut h).await); // the decision's sender
+    assert!(h.events.recv().await.is_none());
+
+    let h = start("plain_qa", None);
+    drop(h.events);
+    timeout(PATIENCE, h.task).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_message_past_the_script_reports_exhaustion() {
+    let mut h = start("plain_qa", None);
+    say(&h).await;
+    say(&h).await; // mid-turn: queued, not dropped
+    expect(&mut h, &["m_1", "success@fake-1", "token:1"]).await;
+    let result = format!("error_during_execution@{}", Uuid::nil());
+    expect(&mut h, &["fixture_exhausted", &result]).await;
+    control(&h, Control::SetPermissionMode("plan".into())).await;
+    control(&h, Control::StopTask("t1".into())).await;
+    expect_quiet(&mut h).await; // in particular, no resume token
+}
+
+#[test]
+fn validate_checks_names_files_and_lines() {
+    let rt = ReplayRuntime::new(FIXTURES.into(), None);
+    assert!(rt.validate(&config(Some("plain_qa"))).is_ok());
+    for name in ["../x", "", "a/b", "a\\b", "..", "x y"] {
+        let err = rt.validate(&config(Some(name))).unwrap_err();
+        assert!(matches!(err, AgentError::BadFixture { .. }), "{name}");
+    }
+    let err = rt.validate(&config(Some("nope"))).unwrap_err();
+    assert!(matches!(err, AgentError::FixtureNotFound(_)), "{err}");
+    let err = rt.validate(&config(None)).unwrap_err();
+    assert!(err.to_string().contains("--default-fixture"), "{err}");
+    let rt = ReplayRuntime::new(FIXTURES.into(), Some("plain_qa".into()));
+    assert!(rt.validate(&config(None)).is_ok());
+
+    let dir = tempfile::tempdir().unwrap();
+    let rt = ReplayRuntime::new(dir.path().into(), None);
+    let bad_lines = [
+        r#"{"kind":"nope"}"#,
+        r#"{"kind":"delay","seconds":-1}"#,
+        r#"{"kind":"outbound","message":{"type":"SystemMessage","subtype":"mcp_status"}}"#,
+        r#"{"kind":"outbound","message":{"type":"AssistantMessage","id":"m"}}"#,
+        "not json",
+    ];
+    for line in bad_lines {
+        let text = format!("{{\"kind\":\"expect_user_query\"}}\n\n{line}\n");
+        std::fs::write(dir.path().join("bad.jsonl"), text).unwrap();
+        match rt.validate(&config(Some("bad"))) {
+            Err(AgentError::BadFixture { reason, .. }) => assert!(reason.starts_with("line 3")),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+}

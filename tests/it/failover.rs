@@ -1,0 +1,332 @@
+//! Failover drills with real processes behind HAProxy (`ops/haproxy.cfg`): hosts killed,
+//! paused, drained and restarted, Postgres restarted. Invariants 1, 2, 4, 5 and 6 across hosts.
+
+use crate::support::drill::{self, scenario};
+use crate::support::fleet::{free_port, Fleet};
+use crate::support::sse::names;
+use crate::support::{fixtures_with, TestDb};
+use agent_webkit_server::pg_embedded::{ClusterOptions, PgCluster};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+const SESSIONS: usize = 20;
+const TURNS: usize = 3;
+
+fn drill_fixtures() -> std::path::PathBuf {
+    // About 1.2 s per turn: long enough that hosts die with turns running.
+    fixtures_with(&[("drill", scenario(TURNS, 40, 30))])
+}
+
+/// Owner host name of each session.
+async fn owners(db: &tokio_postgres::Client) -> HashMap<String, String> {
+    db.query(
+        "SELECT s.id::text, h.name FROM sessions s JOIN hosts h ON h.id = s.owner",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+/// The host that owns the most sessions right now.
+async fn busiest_host(db: &tokio_postgres::Client) -> (String, Vec<String>) {
+    let mut by_host: HashMap<String, Vec<String>> = HashMap::new();
+    for (id, host) in owners(db).await {
+        by_host.entry(host).or_default().push(id);
+    }
+    by_host
+        .into_iter()
+        .max_by_key(|(_, ids)| ids.len())
+        .expect("some session is owned")
+}
+
+/// Waits until every session of the drill has been claimed by some host.
+async fn wait_for_ownership(db: &tokio_postgres::Client, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let claimed = || async {
+        let row = db
+            .query_one("SELECT count(*) FROM sessions WHERE epoch > 0", &[])
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) as usize
+    };
+    while claimed().await < n {
+        assert!(Instant::now() < deadline, "sessions were never claimed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_of_an_owner_mid_turn_loses_nothing() {
+    let db = TestDb::new().await;
+    let fleet = Fleet::start(&db.url, Some(&drill_fixtures())).await;
+    let lb = fleet.lb.api();
+    let client = db.client().await;
+    let sessions = drill::start(&lb, &db.url, "drill", SESSIONS, TURNS).await;
+    wait_for_ownership(&client, SESSIONS).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // turns are running
+
+    let (victim, victim_sessions) = busiest_host(&client).await;
+    fleet.host(&victim).signal("KILL");
+    let killed_at = Instant::now();
+    // How long Postgres takes to see the owner gone (its advisory lock released).
+    let detector = {
+        let url = db.url.clone();
+        let victim = victim.clone();
+        tokio::spawn(async move {
+            let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            loop {
+                let alive: bool = c
+                    .query_one("SELECT host_alive(id, interval '1 hour') FROM hosts WHERE name = $1 ORDER BY id DESC LIMIT 1", &[&victim])
+                    .await
+                    .unwrap()
+                    .get(0);
+                if !alive {
+                    return killed_at.elapsed();
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    // Takeover time: from the kill to a 200 stream through the load balancer, per session.
+    let probes = victim_sessions.iter().map(|id| {
+        let (lb, id) = (lb.clone(), id.clone());
+        tokio::spawn(async move {
+            loop {
+                if lb.stream(&id, None).await.is_ok() {
+                    return killed_at.elapsed();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    });
+    let mut takeovers: Vec<Duration> = futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    takeovers.sort();
+    eprintln!(
+        "owner seen dead by Postgres after {:?}",
+        detector.await.unwrap()
+    );
+    eprintln!(
+        "takeover after SIGKILL of {victim} ({} sessions): p50 {:?}, max {:?}",
+        takeovers.len(),
+        percentile(&takeovers, 0.5),
+        takeovers.last().unwrap()
+    );
+
+    let report = drill::verify(&db.url, sessions).await;
+    report.assert_clean();
+    // The turns that died with the host were reported, not silently dropped.
+    let lost: i64 = client
+        .query_one(
+            "SELECT count(*) FROM events WHERE event = 'error' AND data->>'code' = 'turn_lost'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    eprintln!("turns reported lost: {lost}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_owner_is_fenced_and_ends_its_streams() {
+    let db = TestDb::new().await;
+    let fleet = Fleet::start(&db.url, Some(&drill_fixtures())).await;
+    let lb = fleet.lb.api();
+    let client = db.client().await;
+    let sessions = drill::start(&lb, &db.url, "drill", SESSIONS, TURNS).await;
+    wait_for_ownership(&client, SESSIONS).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (victim, victim_sessions) = busiest_host(&client).await;
+    fleet.host(&victim).signal("STOP");
+    // Requests for its sessions now reach other hosts (HAProxy marks it down), which take
+    // them over once its lease has expired. A request that went to the paused host before
+    // that hangs with it: a probe gives up after a second and asks again.
+    let probes = victim_sessions.iter().map(|id| {
+        let (lb, id) = (lb.clone(), id.clone());
+        tokio::spawn(async move {
+            loop {
+                let attempt = tokio::time::timeout(Duration::from_secs(1), lb.stream(&id, None));
+                if let Ok(Ok(_)) = attempt.await {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    });
+    futures::future::join_all(probes).await;
+    let now = owners(&client).await;
+    for id in &victim_sessions {
+        assert_ne!(
+            now.get(id),
+            Some(&victim),
+            "session {id} still owned by the paused host"
+        );
+    }
+    let events_before: i64 = client
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    fleet.host(&victim).signal("CONT");
+
+    // The old owner commits nothing more for those sessions and ends its streams: every
+    // subscriber ends with exactly the table's sequence.
+    let report = drill::verify(&db.url, sessions).await;
+    report.assert_clean();
+    assert!(report.events as i64 >= events_before);
+    let log = std::fs::read_to_string(fleet.logs.join(format!("{victim}.log"))).unwrap();
+    assert!(
+        log.contains("taken over by another host") || log.contains("append fenced"),
+        "the paused host never noticed it was deposed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_no_error() {
+    let db = TestDb::new().await;
+    let mut fleet = Fleet::start(&db.url, Some(&drill_fixtures())).await;
+    let lb = fleet.lb.api();
+    let client = db.client().await;
+    let sessions = drill::start(&lb, &db.url, "drill", SESSIONS, TURNS).await;
+    wait_for_ownership(&client, SESSIONS).await;
+
+    for host in fleet.hosts.iter_mut() {
+        host.signal("TERM");
+        // /readyz fails at once, so the balancer stops sending it new work.
+        assert_ne!(host.api().get_status("/readyz").await, Some(200));
+        assert_eq!(
+            host.wait().await,
+            Some(0),
+            "{} did not exit cleanly",
+            host.name
+        );
+        host.spawn().await;
+        tokio::time::sleep(Duration::from_millis(1500)).await; // the balancer sees it up again
+    }
+    let report = drill::verify(&db.url, sessions).await;
+    report.assert_clean();
+    // Drained hosts finished their turns: none was lost.
+    let lost: i64 = client
+        .query_one("SELECT count(*) FROM events WHERE event = 'error'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(lost, 0, "a turn was lost in a graceful rolling restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgres_restart_mid_stream_loses_and_duplicates_nothing() {
+    let dir = tempfile::Builder::new()
+        .prefix("awk-pg-restart-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let port = free_port();
+    let options = || ClusterOptions {
+        data_dir: dir.join("data"),
+        ephemeral: false,
+        fsync: false,
+        port: Some(port),
+    };
+    let cluster = PgCluster::start(options()).await.unwrap();
+    let url = cluster.url("postgres");
+    let fleet = Fleet::start(&url, Some(&drill_fixtures())).await;
+    let lb = fleet.lb.api();
+    let sessions = drill::start(&lb, &url, "drill", SESSIONS, TURNS).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    cluster.stop().await.unwrap();
+    // While it is down nothing can be accepted: inputs answer 503, never 204.
+    let probe = drill_probe_status(&lb).await;
+    assert!(
+        probe >= 500,
+        "an input was answered {probe} with Postgres down"
+    );
+    // Every host reports itself not ready.
+    for host in &fleet.hosts {
+        let ready = host.api().get_status("/readyz").await;
+        assert_eq!(ready, Some(503), "{} ready without Postgres", host.name);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cluster = PgCluster::start(options()).await.unwrap();
+    // Every advisory lock vanished with the restart; that alone must not make the hosts dead.
+    let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let all_alive: bool = c
+        .query_one(
+            "SELECT bool_and(host_alive(id, interval '3 s')) FROM hosts",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(all_alive, "a Postgres restart made live hosts look dead");
+
+    let report = drill::verify(&url, sessions).await;
+    report.assert_clean();
+    drop(fleet);
+    cluster.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn drill_probe_status(lb: &crate::support::Api) -> u16 {
+    let body = serde_json::json!({"type":"interrupt"});
+    let id = uuid::Uuid::new_v4().to_string();
+    match lb.try_input(&id, &body).await {
+        Ok(s) => s.as_u16(),
+        Err(_) => 599,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_moves_to_the_host_the_balancer_picks_at_a_turn_boundary() {
+    let db = TestDb::new().await;
+    let fleet = Fleet::start(&db.url, Some(&drill_fixtures())).await;
+    let (a, b) = (fleet.hosts[0].api(), fleet.hosts[1].api());
+    let id = a.create("drill").await;
+    let mut on_a = a.stream(&id, None).await.unwrap();
+    a.say(&id, "turn 0").await;
+    on_a.until("message_complete").await; // a turn is running on host a
+
+    // A request for the session lands on host b: it gets its stream once a lets go at the end
+    // of the turn, and the turn is not lost.
+    let mut on_b = b.stream(&id, None).await.unwrap();
+    let events = on_b.until("result").await;
+    assert_eq!(events.last().unwrap().data["subtype"], "success");
+    assert!(!names(&events).contains(&"error"));
+    // a ended its stream so its client reconnects through the balancer.
+    let rest = on_a.rest().await;
+    assert!(!names(&rest).contains(&"done"));
+    let client = db.client().await;
+    let owner: String = client
+        .query_one(
+            "SELECT h.name FROM sessions s JOIN hosts h ON h.id = s.owner WHERE s.id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, fleet.hosts[1].name);
+    // And it keeps working there.
+    b.say(&id, "turn 1").await;
+    assert_eq!(
+        on_b.until("result").await.last().unwrap().data["subtype"],
+        "success"
+    );
+}

@@ -1,0 +1,168 @@
+//! Fencing under contention (invariants 1 and 5): two hosts keep taking one session from each
+//! other while the deposed one is still appending. Every append either lands in order or is
+//! refused as a whole; the table stays gap-free and each host's subscribers saw exactly what
+//! the table holds for its turns.
+
+use crate::support::TestDb;
+use agent_webkit_server::agent::SessionConfig;
+use agent_webkit_server::frame::{names, Frame};
+use agent_webkit_server::store::sessions::{self, Claim};
+use agent_webkit_server::store::writer::{Append, CommitSink, Writer};
+use agent_webkit_server::store::{hosts, Store, StoreError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+const ROUNDS: usize = 1000;
+
+/// Stands in for a host's ring: records what the writer published, in order.
+#[derive(Default)]
+struct Published {
+    seqs: Mutex<Vec<u64>>,
+    fenced: AtomicUsize,
+}
+
+impl CommitSink for Published {
+    fn committed(&self, frames: Vec<Frame>) {
+        self.seqs
+            .lock()
+            .unwrap()
+            .extend(frames.iter().map(|f| f.seq));
+    }
+    fn fenced(&self) {
+        self.fenced.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn append(
+    writer: &Writer,
+    sink: &Arc<Published>,
+    id: Uuid,
+    epoch: i64,
+    first: u64,
+    n: u64,
+) -> Result<(), StoreError> {
+    let frames = (first..first + n)
+        .map(|seq| Frame::encode(seq, names::MESSAGE_DELTA, &format!("{{\"n\":{seq}}}")))
+        .collect();
+    let (ack, done) = oneshot::channel();
+    writer
+        .append(Append {
+            session_id: id,
+            epoch,
+            frames,
+            sink: sink.clone(),
+            ack: Some(ack),
+        })
+        .await?;
+    done.await.unwrap()
+}
+
+async fn claim(store: &Store, id: Uuid, host: i32) -> (i64, u64) {
+    match sessions::claim(store, id, host, "token", 10, Duration::from_secs(10))
+        .await
+        .unwrap()
+    {
+        Claim::Claimed(c) => (c.epoch, c.last_seq + 1),
+        _ => panic!("claim refused"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_taking_one_session_over_and_over_keep_it_gap_free() {
+    let db = TestDb::new().await;
+    let store = Store::connect(&db.url, 8).unwrap();
+    store.migrate().await.unwrap();
+    let host_ids = [
+        hosts::register(&store, "a").await.unwrap(),
+        hosts::register(&store, "b").await.unwrap(),
+    ];
+    // Each host looks gone to the other, so every claim takes the session over at once.
+    db.client()
+        .await
+        .execute("UPDATE hosts SET released_at = now()", &[])
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    sessions::create(&store, id, "token", &SessionConfig::default())
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let writers: Vec<Writer> = host_ids
+        .iter()
+        .map(|h| Writer::spawn(store.clone(), *h, stop.clone()).0)
+        .collect();
+    let sinks = [
+        Arc::new(Published::default()),
+        Arc::new(Published::default()),
+    ];
+
+    let mut state = [(0i64, 0u64); 2]; // (epoch, next seq) as each host believes
+    state[0] = claim(&store, id, host_ids[0]).await;
+    let (mut landed, mut refused) = (0, 0);
+    for round in 1..=ROUNDS {
+        let (x, y) = (round % 2, 1 - round % 2);
+        // The owner appends while the other host takes the session over: the two race.
+        let (epoch_y, next_y) = state[y];
+        let (appended, claimed) = tokio::join!(
+            append(&writers[y], &sinks[y], id, epoch_y, next_y, 3),
+            claim(&store, id, host_ids[x]),
+        );
+        match appended {
+            Ok(()) => landed += 1,
+            Err(StoreError::Fenced) => refused += 1,
+            Err(e) => panic!("append failed: {e}"),
+        }
+        state[x] = claimed;
+        // The new owner's own appends always land.
+        let (epoch_x, next_x) = state[x];
+        append(&writers[x], &sinks[x], id, epoch_x, next_x, 2)
+            .await
+            .unwrap();
+        state[x].1 += 2;
+    }
+
+    let rows = db
+        .client()
+        .await
+        .query(
+            "SELECT seq FROM events WHERE session_id = $1 ORDER BY seq",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let table: Vec<u64> = rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect();
+    assert!(
+        table.iter().enumerate().all(|(i, s)| *s == i as u64 + 1),
+        "gap in the table"
+    );
+    let mut published: Vec<u64> = Vec::new();
+    for sink in &sinks {
+        let seqs = sink.seqs.lock().unwrap().clone();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "a host published out of order"
+        );
+        published.extend(seqs);
+    }
+    published.sort();
+    // seq 1 (session_ready) was written at creation, not published by either host.
+    assert_eq!(
+        published,
+        table[1..],
+        "published events differ from the table"
+    );
+    eprintln!("{ROUNDS} takeovers: {landed} racing appends landed, {refused} were fenced");
+    assert_eq!(landed + refused, ROUNDS);
+    assert_eq!(
+        refused,
+        sinks
+            .iter()
+            .map(|s| s.fenced.load(Ordering::Relaxed))
+            .sum::<usize>()
+    );
+    stop.cancel();
+}
