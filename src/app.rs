@@ -6,6 +6,7 @@ use crate::agent::claude::ClaudeRuntime;
 use crate::agent::replay::ReplayRuntime;
 use crate::agent::AgentRuntime;
 use crate::config::{AgentKind, AuthMode, Config, ServeArgs};
+use crate::http::conn::StallTimeoutListener;
 use crate::pg_embedded::{ClusterOptions, PgCluster};
 use crate::session::registry::Registry;
 use crate::session::{Deps, Ownership};
@@ -36,7 +37,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let runtime = agent_runtime(&config)?;
-    let store = Store::connect(&config.database_url, config.db_pool_size)?;
+    let store = Store::connect_with(
+        &config.database_url,
+        config.db_pool_size,
+        Some(config.db_statement_timeout),
+    )?;
     store.migrate().await.context("applying migrations")?;
     let host_id = hosts::register(&store, &config.host_name).await?;
     let background = CancellationToken::new();
@@ -48,7 +53,9 @@ pub async fn run(
         last_heartbeat.clone(),
         background.clone(),
     ));
-    let (writer, _writer_task) = Writer::spawn(store.clone(), host_id, background.clone());
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let (writer, _writer_task) =
+        Writer::spawn_with(store.clone(), host_id, background.clone(), metrics.clone());
     crate::store::retention::spawn(&store, &config, background.clone());
     let streams = CancellationToken::new();
     let deps = Arc::new(Deps {
@@ -68,10 +75,14 @@ pub async fn run(
         draining: shutdown.clone(),
         last_heartbeat,
         live: AtomicUsize::new(0),
+        metrics: metrics.clone(),
+        max_subscribers: config.max_subscribers_per_session,
+        sse_buffer_bytes: config.sse_buffer_bytes,
     });
     let registry = Arc::new(Registry::new(deps, config.max_sessions));
     tokio::spawn(registry.clone().run_reaper(config.idle_timeout));
     tokio::spawn(registry.clone().run_ownership_watch());
+    tokio::spawn(metrics_upkeep(metrics.clone(), streams.clone()));
     let drain_timeout = config.drain_timeout;
     let state = AppState {
         registry: registry.clone(),
@@ -79,6 +90,23 @@ pub async fn run(
         draining: shutdown.clone(),
     };
     tracing::info!(addr = %listener.local_addr()?, host_id, "listening");
+    if let Some(addr) = state.config.metrics_listen {
+        let metrics_listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding --metrics-listen {addr}"))?;
+        tracing::info!(%addr, "serving /metrics without authentication");
+        let router = crate::http::metrics_router(state.clone());
+        let stop = streams.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(metrics_listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "metrics listener failed");
+            }
+        });
+    }
+    let sse_write_timeout = state.config.sse_write_timeout;
 
     // Drain: `/readyz` fails and claims stop at once (`draining`); running turns finish, then
     // every session is released (their streams end as they go, so clients reconnect through
@@ -96,6 +124,7 @@ pub async fn run(
             drained.cancel();
         })
     };
+    let listener = StallTimeoutListener::new(listener, sse_write_timeout, metrics);
     axum::serve(listener, crate::http::router(state))
         .with_graceful_shutdown(drained.cancelled_owned())
         .await?;
@@ -113,6 +142,17 @@ pub async fn run(
     background.cancel();
     let _ = keeper.await;
     Ok(())
+}
+
+/// Folds histogram samples into buckets even when nobody scrapes, so they cannot pile up.
+async fn metrics_upkeep(metrics: Arc<crate::metrics::Metrics>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => metrics.upkeep(),
+        }
+    }
 }
 
 fn agent_runtime(config: &Config) -> anyhow::Result<Arc<dyn AgentRuntime>> {

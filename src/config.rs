@@ -120,6 +120,37 @@ pub struct ServeArgs {
     #[arg(long, env = "AGENT_WEBKIT_MAX_BODY_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Most open streams per session on this host; beyond it, `429`.
+    #[arg(long, env = "AGENT_WEBKIT_MAX_SUBSCRIBERS_PER_SESSION", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_subscribers_per_session: u64,
+
+    /// A connection whose client accepts no bytes for this long is dropped (a dead or stalled
+    /// SSE subscriber), freeing what it held.
+    #[arg(long, env = "AGENT_WEBKIT_SSE_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub sse_write_timeout: Duration,
+
+    /// Most bytes one subscriber takes at once from the ring or from Postgres (one chunk, or
+    /// one page of a catch-up read); a subscriber holds at most one such chunk in flight.
+    #[arg(long, env = "AGENT_WEBKIT_SSE_BUFFER_BYTES", default_value_t = 64 * 1024,
+          value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024))]
+    pub sse_buffer_bytes: u64,
+
+    /// A request that has no answer after this long gets `503 request_timeout` (the work it
+    /// started still finishes). Bounds every wait a handler can get into.
+    #[arg(long, env = "AGENT_WEBKIT_REQUEST_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Postgres cancels any statement of this host running longer than this (`0`: never), so
+    /// a saturated database turns into `503`s and retries rather than hanging requests.
+    #[arg(long, env = "AGENT_WEBKIT_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub db_statement_timeout: Duration,
+
+    /// Also serve `GET /metrics` without authentication on this address (e.g. `0.0.0.0:9464`
+    /// on a port only the scraper reaches). `/metrics` on --listen always requires the token.
+    #[arg(long, env = "AGENT_WEBKIT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// On SIGTERM: how long running turns may take to finish before every session is released.
     #[arg(long, env = "AGENT_WEBKIT_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
@@ -316,6 +347,12 @@ pub struct Config {
     pub keepalive: Duration,
     pub max_queued_inputs: usize,
     pub max_body_bytes: usize,
+    pub max_subscribers_per_session: usize,
+    pub sse_write_timeout: Duration,
+    pub sse_buffer_bytes: usize,
+    pub request_timeout: Duration,
+    pub db_statement_timeout: Duration,
+    pub metrics_listen: Option<SocketAddr>,
     pub db_pool_size: usize,
     pub host_name: String,
     pub drain_timeout: Duration,
@@ -345,6 +382,12 @@ impl Config {
             keepalive: Duration::from_secs(15),
             max_queued_inputs: 64,
             max_body_bytes: 10 * 1024 * 1024,
+            max_subscribers_per_session: 64,
+            sse_write_timeout: Duration::from_secs(30),
+            sse_buffer_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(15),
+            db_statement_timeout: Duration::from_secs(10),
+            metrics_listen: None,
             db_pool_size: 32,
             host_name: default_host_name(),
             drain_timeout: Duration::from_secs(30),
@@ -367,6 +410,12 @@ impl Config {
             keepalive: args.keepalive,
             max_queued_inputs: args.max_queued_inputs as usize,
             max_body_bytes: args.max_body_bytes,
+            max_subscribers_per_session: args.max_subscribers_per_session as usize,
+            sse_write_timeout: args.sse_write_timeout,
+            sse_buffer_bytes: args.sse_buffer_bytes as usize,
+            request_timeout: args.request_timeout,
+            db_statement_timeout: args.db_statement_timeout,
+            metrics_listen: args.metrics_listen,
             db_pool_size: args.db_pool_size,
             host_name: args.host_name.clone().unwrap_or_else(default_host_name),
             retention: args.retention,
@@ -463,6 +512,34 @@ mod tests {
         assert_eq!(
             args.claude.allowed_cwd,
             ["/a", "/b", "/c"].map(PathBuf::from)
+        );
+    }
+
+    #[test]
+    fn limit_defaults_match_the_command_line() {
+        let cli = Cli::try_parse_from(["agent-webkit-server", "serve"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve")
+        };
+        let parsed = Config::from_args(&args, String::new(), AuthMode::Disabled);
+        let built = Config::new(String::new(), AuthMode::Disabled);
+        assert_eq!(
+            (
+                parsed.max_subscribers_per_session,
+                parsed.sse_write_timeout,
+                parsed.sse_buffer_bytes,
+                parsed.request_timeout,
+                parsed.db_statement_timeout,
+                parsed.metrics_listen,
+            ),
+            (
+                built.max_subscribers_per_session,
+                built.sse_write_timeout,
+                built.sse_buffer_bytes,
+                built.request_timeout,
+                built.db_statement_timeout,
+                built.metrics_listen,
+            )
         );
     }
 

@@ -61,6 +61,12 @@ impl From<SessionError> for ApiError {
             E::WrongResponseType { .. } => ApiError::bad_request("wrong_response_type", message),
             E::QueueFull => ApiError::unavailable("queue_full", message),
             E::AtCapacity => ApiError::unavailable("at_capacity", message),
+            E::Overloaded => ApiError::unavailable("overloaded", message),
+            E::TooManySubscribers => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_subscribers",
+                message,
+            ),
             E::OwnedElsewhere => ApiError::unavailable("session_busy", message),
             E::Stopping => ApiError::unavailable("session_stopping", message),
             E::Draining => ApiError::unavailable("draining", message),

@@ -10,9 +10,11 @@ pub mod config;
 pub mod error;
 pub mod frame;
 pub mod http;
+pub mod metrics;
 pub mod pg_embedded;
 pub mod session;
 pub mod store;
+pub mod telemetry;
 
 /// The wire protocol this server speaks.
 pub const PROTOCOL_VERSION: &str = "1.0";

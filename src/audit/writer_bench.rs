@@ -128,6 +128,7 @@ pub async fn measure(store: &Store, sessions: u64, events: u64) -> Result<f64, S
                     frames,
                     sink: sink.clone(),
                     ack: last.then_some(ack),
+                    span: tracing::Span::none(),
                 };
                 writer.append(append).await?;
                 if last {

@@ -2,12 +2,14 @@ use super::{body_error, session_id};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::session::inbound::Inbound;
 use crate::session::registry::Lookup;
 use crate::session::{inbound, SessionError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use tracing::Instrument;
 
 /// `POST /sessions/{id}/input`: `204` once the message is recorded in Postgres.
 pub async fn input(
@@ -20,9 +22,27 @@ pub async fn input(
     let body = body.map_err(body_error)?;
     let (message, value) =
         inbound::parse(&body).map_err(|e| ApiError::bad_request(e.code, e.message))?;
-    match app.registry.lookup(id, &principal).await? {
-        Lookup::Live(session) => session.input(message, &value, &principal).await?,
-        Lookup::Closed { .. } => return Err(SessionError::Closed.into()),
+    if let Inbound::PermissionResponse { correlation_id, .. }
+    | Inbound::QuestionResponse { correlation_id, .. } = &message
+    {
+        tracing::Span::current().record("correlation_id", correlation_id.as_str());
     }
+    let session = match app.registry.lookup(id, &principal).await? {
+        Lookup::Live(session) => session,
+        Lookup::Closed { .. } => return Err(SessionError::Closed.into()),
+    };
+    // Recording the input and queueing it happen together or not at all: in a task of their
+    // own, so a request timeout or a client that hangs up cannot cut between the two.
+    let accept = async move { session.input(message, &value, &principal).await };
+    tokio::spawn(accept.instrument(tracing::Span::current()))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "input task failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        })??;
     Ok(StatusCode::NO_CONTENT)
 }

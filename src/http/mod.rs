@@ -2,11 +2,14 @@
 //! call into `session`, map the result.
 
 mod audit;
+pub mod conn;
 mod health;
 mod history;
 mod input;
+mod metrics;
 mod sessions;
 mod stream;
+mod trace;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -31,14 +34,46 @@ pub fn router(state: AppState) -> Router {
         .route("/sessions/{id}/input", post(input::input))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::scrape))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            deadline,
+        ))
         .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(
-                tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG),
-            ),
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(trace::request_span(state.registry.deps.host_id))
+                .on_response(trace::record_status)
+                .on_failure(trace::on_failure),
         )
         .with_state(state)
+}
+
+/// The router of `--metrics-listen`: `/metrics` without authentication, nothing else.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::scrape_open))
+        .with_state(state)
+}
+
+/// Every request is answered within `--request-timeout`: past it, `503 request_timeout` with
+/// `Retry-After`. Work a handler started that must not be cut in half (recording an input and
+/// queueing it) runs in its own task, so dropping the handler here only drops the wait.
+async fn deadline(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(app.config.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::unavailable(
+            "request_timeout",
+            "the request took too long (the server is overloaded); retry",
+        )
+        .into_response(),
+    }
 }
 
 /// A session id from the path. Anything that is not a UUID cannot name a session: `404`.

@@ -19,21 +19,12 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     let id = session_id(&id)?;
     let after = last_event_id(&headers)?;
+    tracing::Span::current().record("event_seq", after);
     let (log, closed_last) = match app.registry.lookup(id, &principal).await? {
         Lookup::Live(session) => (Some(session.log.clone()), 0),
         Lookup::Closed { last_seq } => (None, last_seq),
     };
-    let deps = &app.registry.deps;
-    let subscription = Subscription::open(
-        deps.store.clone(),
-        id,
-        log,
-        closed_last,
-        after,
-        deps.keepalive,
-        deps.shutdown.clone(),
-    )
-    .await?;
+    let subscription = Subscription::open(&app.registry.deps, id, log, closed_last, after).await?;
     let body = futures::stream::unfold(subscription, |mut sub| async move {
         let chunk = sub.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), sub))

@@ -17,6 +17,7 @@ use crate::agent::{
     AgentCommand, AgentError, AgentEvent, AgentHandle, Control, SessionConfig, StartSpec,
 };
 use crate::frame::{names, Frame};
+use crate::metrics::EvictReason;
 use crate::store::inputs::{self, TurnState};
 use crate::store::sessions::{self, Claimed};
 use crate::store::writer::{Append, CommitSink};
@@ -28,6 +29,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// How long a stopping agent gets before its task is aborted.
@@ -59,6 +61,12 @@ struct Actor {
     stop: CancellationToken,
     /// A handover was asked for: start no new turn, let go when the current one ends.
     handing_over: bool,
+    /// The running turn's span (`Span::none()` between turns).
+    turn_span: tracing::Span,
+    /// The session task's span: turns link to it.
+    session_span: tracing::Span,
+    /// Seq of the running turn's first event.
+    turn_first_seq: u64,
 }
 
 /// Starts the task of a session this host has just claimed.
@@ -76,12 +84,26 @@ pub(crate) fn spawn(deps: Arc<Deps>, id: Uuid, principal: &str, claimed: Claimed
         let _ = turns_tx.try_send(QueuedTurn {
             input_id: turn.input_id,
             content: turn.content,
+            span: tracing::Span::none(),
         });
     }
     let (control_tx, control_rx) = mpsc::channel(deps.queue_capacity);
     let pending = PendingAsks::default();
     let stop = CancellationToken::new();
     let stopped = CancellationToken::new();
+    // A root span for the task's whole life (exported when the session leaves the host); the
+    // request that brought the session here is linked rather than made its parent, so a short
+    // request does not own an hours-long child.
+    let session_span = tracing::info_span!(
+        parent: None,
+        "session",
+        session_id = %id,
+        host_id = deps.host_id,
+        epoch = claimed.epoch,
+        protocol_version = crate::PROTOCOL_VERSION,
+        event_seq = claimed.last_seq,
+    );
+    session_span.follows_from(tracing::Span::current());
     let actor = Actor {
         id,
         epoch: claimed.epoch,
@@ -97,16 +119,22 @@ pub(crate) fn spawn(deps: Arc<Deps>, id: Uuid, principal: &str, claimed: Claimed
         control_replies: JoinSet::new(),
         stop: stop.clone(),
         handing_over: false,
+        turn_span: tracing::Span::none(),
+        session_span: session_span.clone(),
+        turn_first_seq: 0,
     };
     deps.live.fetch_add(1, Ordering::Relaxed);
     let lost: Vec<i64> = lost.into_iter().map(|t| t.input_id).collect();
     let done = stopped.clone();
     let task_deps = deps.clone();
-    tokio::spawn(async move {
-        actor.run(lost, turns_rx, control_rx).await;
-        task_deps.live.fetch_sub(1, Ordering::Relaxed);
-        done.cancel();
-    });
+    tokio::spawn(
+        async move {
+            actor.run(lost, turns_rx, control_rx).await;
+            task_deps.live.fetch_sub(1, Ordering::Relaxed);
+            done.cancel();
+        }
+        .instrument(session_span),
+    );
     Arc::new(Session {
         id,
         principal: principal.to_owned(),
@@ -156,9 +184,12 @@ impl Actor {
                         Err(_) => {}
                     }
                 }
-                event = next_event(&mut self.agent) => match event {
-                    Some(event) => self.on_agent_event(event).await,
-                    None => self.on_agent_exit().await,
+                event = next_event(&mut self.agent) => {
+                    let span = self.turn_span.clone();
+                    match event {
+                        Some(event) => self.on_agent_event(event).instrument(span).await,
+                        None => self.on_agent_exit().instrument(span).await,
+                    }
                 },
                 Some(turn) = turns.recv(), if self.turn.is_none() && !self.handing_over => {
                     self.start_turn(turn).await
@@ -169,6 +200,38 @@ impl Actor {
     }
 
     async fn start_turn(&mut self, turn: QueuedTurn) {
+        let span = self.open_turn_span(turn.input_id, &turn.span);
+        self.run_turn_start(turn).instrument(span).await
+    }
+
+    /// The turn's span: a child of the request that queued it (continuing the caller's trace),
+    /// linked to the session task's span.
+    fn open_turn_span(&mut self, input_id: i64, request: &tracing::Span) -> tracing::Span {
+        let span = tracing::info_span!(
+            parent: request,
+            "session.turn",
+            session_id = %self.id,
+            host_id = self.deps.host_id,
+            protocol_version = crate::PROTOCOL_VERSION,
+            input_id,
+            first_event_seq = self.next_seq,
+            event_seq = tracing::field::Empty,
+        );
+        span.follows_from(&self.session_span);
+        self.turn_first_seq = self.next_seq;
+        self.turn_span = span.clone();
+        span
+    }
+
+    /// Closes the turn's span, with the seq of its last event.
+    fn close_turn_span(&mut self) {
+        let last = self.next_seq - 1;
+        self.turn_span.record("event_seq", last);
+        self.session_span.record("event_seq", last);
+        self.turn_span = tracing::Span::none();
+    }
+
+    async fn run_turn_start(&mut self, turn: QueuedTurn) {
         self.turn = Some(turn.input_id);
         self.set_turn_state(turn.input_id, TurnState::Running).await;
         if self.agent.is_none() {
@@ -178,7 +241,10 @@ impl Actor {
                 resume_token: self.resume_token.clone(),
             };
             match self.deps.runtime.start(spec) {
-                Ok(agent) => self.agent = Some(agent),
+                Ok(agent) => {
+                    self.deps.metrics.agent_processes.increment(1.0);
+                    self.agent = Some(agent);
+                }
                 Err(e) => {
                     tracing::warn!(session_id = %self.id, error = %e, "agent failed to start");
                     self.fail_turn(e.code(), &e.to_string(), TurnState::Done)
@@ -202,6 +268,12 @@ impl Actor {
         match event {
             AgentEvent::Ask(ask) => {
                 let wire = translate::ask(&ask);
+                tracing::info!(
+                    correlation_id = %ask.correlation_id,
+                    event_seq = self.next_seq,
+                    kind = ?ask.kind,
+                    "session.ask"
+                );
                 // Parked before it is announced, so the fastest reply finds it.
                 let pending = PendingAsk {
                     kind: ask.kind,
@@ -220,6 +292,7 @@ impl Actor {
                 self.append(vec![translate::result(payload, &id)]).await;
                 self.pending_asks().clear();
                 if let Some(input_id) = self.turn.take() {
+                    self.close_turn_span();
                     self.set_turn_state(input_id, TurnState::Done).await;
                     let (store, id, epoch) = (&self.deps.store, self.id, self.epoch);
                     self.persist(|| sessions::turn_finished(store, id, epoch, cost))
@@ -243,7 +316,7 @@ impl Actor {
     /// from the resume token.
     async fn on_agent_exit(&mut self) {
         if let Some(agent) = self.agent.take() {
-            stop_agent(agent);
+            stop_agent(agent, self.deps.metrics.agent_processes.clone());
         }
         let explained = std::mem::take(&mut self.agent_reported_error);
         if self.turn.is_some() {
@@ -291,6 +364,7 @@ impl Actor {
     }
 
     async fn report_lost_turn(&mut self, input_id: i64) {
+        self.open_turn_span(input_id, &tracing::Span::none());
         self.turn = Some(input_id);
         self.fail_turn(
             "turn_lost",
@@ -315,14 +389,24 @@ impl Actor {
             .await;
         self.pending_asks().clear();
         if let Some(input_id) = self.turn.take() {
+            self.close_turn_span();
             self.set_turn_state(input_id, state).await;
         }
     }
 
     async fn finish(mut self, exit: Exit) {
         if let Some(agent) = self.agent.take() {
-            stop_agent(agent);
+            stop_agent(agent, self.deps.metrics.agent_processes.clone());
         }
+        let reason = match &exit {
+            Exit::Close(_) => EvictReason::Closed,
+            Exit::Fenced => EvictReason::Fenced,
+            Exit::Release if self.deps.draining.is_cancelled() => EvictReason::Shutdown,
+            Exit::Release if self.handing_over => EvictReason::Handover,
+            Exit::Release => EvictReason::Idle,
+        };
+        self.deps.metrics.evicted(reason);
+        tracing::debug!(session_id = %self.id, reason = reason.as_str(), "session leaves this host");
         self.pending_asks().clear();
         let deps = self.deps.clone();
         let (store, id, host, epoch) = (&deps.store, self.id, deps.host_id, self.epoch);
@@ -371,6 +455,7 @@ impl Actor {
             frames,
             sink: self.log.clone() as Arc<dyn CommitSink>,
             ack: None,
+            span: tracing::Span::current(),
         };
         if self.deps.writer.append(append).await.is_err() {
             self.log.set_gone();
@@ -386,6 +471,7 @@ impl Actor {
             frames: Vec::new(),
             sink: self.log.clone() as Arc<dyn CommitSink>,
             ack: Some(ack),
+            span: tracing::Span::current(),
         };
         self.deps.writer.append(append).await?;
         done.await
@@ -445,7 +531,7 @@ async fn next_event(agent: &mut Option<AgentHandle>) -> Option<AgentEvent> {
 /// Stops an agent in the background: closing its command channel asks it to end; the task is
 /// aborted if it does not within the grace period. Callers never wait (a `DELETE` answers at
 /// once; the Claude runtime reaps its process on its own schedule).
-fn stop_agent(agent: AgentHandle) {
+fn stop_agent(agent: AgentHandle, running: metrics::Gauge) {
     let AgentHandle {
         commands,
         events,
@@ -460,5 +546,6 @@ fn stop_agent(agent: AgentHandle) {
         {
             task.abort();
         }
+        running.decrement(1.0);
     });
 }

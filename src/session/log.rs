@@ -35,6 +35,9 @@ pub enum RingRead {
         chunks: Vec<Bytes>,
         last: u64,
         done: bool,
+        /// When `last` was committed, if the read reached the newest frame (so the publish lag
+        /// of this chunk is known without a timestamp per frame).
+        committed_at: Option<Instant>,
     },
     /// `after+1` is older than the ring: read it from Postgres.
     Behind,
@@ -48,6 +51,8 @@ struct Ring {
     /// Highest committed seq (the ring may be empty after a refill with no events).
     last: u64,
     state: LogState,
+    /// When the newest frames were committed (one clock read per commit, not per frame).
+    committed_at: Instant,
 }
 
 pub struct EventLog {
@@ -80,6 +85,7 @@ impl EventLog {
                 capacity,
                 last,
                 state,
+                committed_at: Instant::now(),
             }),
             version: watch::channel(0).0,
             subscribers: AtomicUsize::new(0),
@@ -127,7 +133,13 @@ impl EventLog {
             last = f.seq;
             done = f.event == names::DONE;
         }
-        RingRead::Frames { chunks, last, done }
+        let committed_at = (last == ring.last).then_some(ring.committed_at);
+        RingRead::Frames {
+            chunks,
+            last,
+            done,
+            committed_at,
+        }
     }
 
     pub fn watch(&self) -> watch::Receiver<u64> {
@@ -138,8 +150,13 @@ impl EventLog {
         self.subscribers.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn add_subscriber(&self) {
-        self.subscribers.fetch_add(1, Ordering::Relaxed);
+    /// Registers a subscriber unless `max` are already open.
+    pub(crate) fn add_subscriber(&self, max: usize) -> bool {
+        self.subscribers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     pub(crate) fn remove_subscriber(&self) {
@@ -188,6 +205,7 @@ impl CommitSink for EventLog {
         }
         {
             let mut ring = self.lock();
+            ring.committed_at = Instant::now();
             for f in frames {
                 ring.last = f.seq;
                 if f.event == names::DONE {
@@ -225,8 +243,14 @@ mod tests {
         assert_eq!(log.first_in_ring(), Some(3));
         assert!(matches!(log.read_after(1, 1 << 20), RingRead::Behind));
         match log.read_after(2, 1 << 20) {
-            RingRead::Frames { chunks, last, done } => {
-                assert_eq!((chunks.len(), last, done), (3, 5, false))
+            RingRead::Frames {
+                chunks,
+                last,
+                done,
+                committed_at,
+            } => {
+                assert_eq!((chunks.len(), last, done), (3, 5, false));
+                assert!(committed_at.is_some(), "the read reached the newest frame");
             }
             _ => panic!("expected frames"),
         }
@@ -234,6 +258,16 @@ mod tests {
             log.read_after(5, 1 << 20),
             RingRead::UpToDate(LogState::Open)
         ));
+    }
+
+    #[test]
+    fn subscribers_are_capped() {
+        let log = EventLog::new(Uuid::nil(), 3, Vec::new(), 0);
+        assert!(log.add_subscriber(2) && log.add_subscriber(2));
+        assert!(!log.add_subscriber(2));
+        log.remove_subscriber();
+        assert!(log.add_subscriber(2));
+        assert_eq!(log.subscriber_count(), 2);
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub enum SessionError {
     QueueFull,
     #[error("this host is at its session limit")]
     AtCapacity,
+    #[error("this host is overloaded: its writes to the database are queuing up")]
+    Overloaded,
+    #[error("the session has too many open streams on this host")]
+    TooManySubscribers,
     #[error("the session is held by another host; it is being handed over")]
     OwnedElsewhere,
     #[error("this host is shutting down")]
@@ -79,6 +83,11 @@ pub struct Deps {
     pub last_heartbeat: Arc<Mutex<std::time::Instant>>,
     /// Sessions running on this host.
     pub live: AtomicUsize,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Open streams per session beyond which a new one is `429`.
+    pub max_subscribers: usize,
+    /// Most bytes a subscriber takes at once (ring chunk or Postgres page).
+    pub sse_buffer_bytes: usize,
 }
 
 /// Timings of multi-host ownership.
@@ -98,6 +107,9 @@ pub struct Ownership {
 pub(crate) struct QueuedTurn {
     pub input_id: i64,
     pub content: Value,
+    /// The request that queued it: the turn's span is its child, so a caller's trace
+    /// (`traceparent`) continues into the turn.
+    pub span: tracing::Span,
 }
 
 pub(crate) enum ControlMsg {
@@ -176,6 +188,12 @@ impl Session {
         };
         match &inbound {
             Inbound::UserMessage { content } => {
+                // New work is refused while the writer is saturated; replies and controls
+                // (which unblock or stop work) still pass.
+                if self.deps.writer.saturated() {
+                    self.deps.metrics.overloaded.increment(1);
+                    return Err(SessionError::Overloaded);
+                }
                 // Reserve the queue slot first: a full queue must not leave a recorded input.
                 let permit = self.turns.try_reserve().map_err(queue_error)?;
                 let queued = inputs::NewInput {
@@ -186,6 +204,7 @@ impl Session {
                 permit.send(QueuedTurn {
                     input_id,
                     content: content.clone(),
+                    span: tracing::Span::current(),
                 });
             }
             Inbound::Control(control) => {
@@ -266,6 +285,7 @@ impl Session {
                 )));
                 // The agent may have moved on (interrupt) in between; the reply is then moot.
                 let _ = ask.reply.send(decision);
+                self.deps.metrics.first_reply_winner.increment(1);
                 Ok(())
             }
             // Another host recorded a decision first (the unique index): a loser like any other.
@@ -295,6 +315,7 @@ impl Session {
         if let Err(e) = inputs::record(&self.deps.store, loser).await {
             tracing::warn!(error = %e, "could not record a 409 reply");
         }
+        self.deps.metrics.reply_conflicts.increment(1);
         SessionError::NoPendingDecision
     }
 

@@ -60,9 +60,14 @@ impl Registry {
         config: SessionConfig,
     ) -> Result<Uuid, SessionError> {
         self.check_capacity()?;
+        if self.deps.writer.saturated() {
+            self.deps.metrics.overloaded.increment(1);
+            return Err(SessionError::Overloaded);
+        }
         self.deps.runtime.validate(&config)?;
         let id = Uuid::new_v4();
         sessions::create(&self.deps.store, id, principal, &config).await?;
+        self.deps.metrics.sessions_created.increment(1);
         Ok(id)
     }
 
@@ -84,7 +89,10 @@ impl Registry {
         self.check_capacity()?;
         match self.claim(id, principal).await? {
             Claim::Claimed(claimed) => {
-                tracing::debug!(session_id = %id, epoch = claimed.epoch, last_seq = claimed.last_seq, "session claimed");
+                tracing::debug!(session_id = %id, epoch = claimed.epoch, last_seq = claimed.last_seq, took_over = claimed.took_over, "session claimed");
+                if claimed.took_over {
+                    self.deps.metrics.takeovers.increment(1);
+                }
                 let session = actor::spawn(self.deps.clone(), id, principal, *claimed);
                 *held = Some(session.clone());
                 Ok(Lookup::Live(session))

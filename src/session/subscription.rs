@@ -5,10 +5,18 @@
 //! it reads a keyset page from Postgres instead and tries the ring again. The switch is
 //! therefore gap-free and duplicate-free by construction (invariant 4), and a slow subscriber
 //! costs the others nothing: it holds no queue, only its cursor.
+//!
+//! What a slow subscriber holds is capped by `--sse-buffer-bytes`: each step takes at most that
+//! many bytes (one ring chunk, or one Postgres page cut at that size, give or take one event),
+//! and the body is pulled by hyper only when it can buffer more (hyper's own write buffer is
+//! bounded, ~400 KiB). So a stalled client costs its cursor plus those two bounded buffers, not
+//! the events it has not read; a client that accepts nothing for `--sse-write-timeout` is
+//! dropped altogether (`http::conn`).
 
 use super::log::{EventLog, LogState, RingRead};
-use super::SessionError;
+use super::{Deps, SessionError};
 use crate::frame::KEEPALIVE;
+use crate::metrics::{Metrics, Resume412};
 use crate::store::{events, Store};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
@@ -17,9 +25,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// Bytes per chunk handed to the HTTP body when a subscriber is behind.
-const CHUNK_BYTES: usize = 64 * 1024;
-/// Events per Postgres page.
+/// Events per Postgres page (pages are also cut at `--sse-buffer-bytes`).
 const PAGE_EVENTS: i64 = 1000;
 
 pub struct Subscription {
@@ -32,21 +38,25 @@ pub struct Subscription {
     keepalive: Duration,
     shutdown: CancellationToken,
     finished: bool,
+    metrics: Arc<Metrics>,
+    /// Most bytes taken at once (`--sse-buffer-bytes`).
+    chunk_bytes: usize,
 }
 
 impl Subscription {
-    /// Checks that events `after+1 ..` still exist (else `412`), then registers the subscriber.
+    /// Checks that events `after+1 ..` still exist (else `412`), then registers the subscriber
+    /// (`429` beyond `--max-subscribers-per-session` on a live session).
     pub async fn open(
-        store: Store,
+        deps: &Deps,
         session_id: Uuid,
         log: Option<Arc<EventLog>>,
         closed_last_seq: u64,
         after: u64,
-        keepalive: Duration,
-        shutdown: CancellationToken,
     ) -> Result<Subscription, SessionError> {
+        let store = deps.store.clone();
         let last = log.as_ref().map_or(closed_last_seq, |l| l.last_seq());
         if after > last {
+            deps.metrics.resume_refused(Resume412::Ahead);
             return Err(SessionError::ResumeAhead { after, last });
         }
         let in_ring = log
@@ -56,23 +66,32 @@ impl Subscription {
         if after < last && !in_ring {
             let first = events::first_seq(&store, session_id).await?;
             if first.is_none_or(|first| first > after + 1) {
+                deps.metrics.resume_refused(Resume412::Expired);
                 return Err(SessionError::EventsExpired { after });
             }
         }
-        let live = log.map(|l| {
-            l.add_subscriber();
-            let rx = l.watch();
-            (l, rx)
-        });
+        let live = match log {
+            Some(l) if !l.add_subscriber(deps.max_subscribers) => {
+                return Err(SessionError::TooManySubscribers)
+            }
+            Some(l) => {
+                let rx = l.watch();
+                Some((l, rx))
+            }
+            None => None,
+        };
+        deps.metrics.sse_subscribers.increment(1.0);
         Ok(Subscription {
             session_id,
             store,
             live,
             after,
             end: last,
-            keepalive,
-            shutdown,
+            keepalive: deps.keepalive,
+            shutdown: deps.shutdown.clone(),
             finished: false,
+            metrics: deps.metrics.clone(),
+            chunk_bytes: deps.sse_buffer_bytes,
         })
     }
 
@@ -98,11 +117,23 @@ impl Subscription {
                 return self.read_page().await;
             };
             rx.borrow_and_update();
-            match log.read_after(self.after, CHUNK_BYTES) {
-                RingRead::Frames { chunks, last, done } => {
+            match log.read_after(self.after, self.chunk_bytes) {
+                RingRead::Frames {
+                    chunks,
+                    last,
+                    done,
+                    committed_at,
+                } => {
                     self.after = last;
                     if done {
                         self.finished = true;
+                    }
+                    // One sample per chunk that reached the newest frame: the lag of live
+                    // delivery, not the age of a catch-up read.
+                    if let Some(at) = committed_at {
+                        self.metrics
+                            .publish_lag_seconds
+                            .record(at.elapsed().as_secs_f64());
                     }
                     return Some(concat(chunks));
                 }
@@ -128,7 +159,9 @@ impl Subscription {
     /// One keyset page from Postgres. A page that does not start right after the cursor means
     /// retention removed events under us: end the stream (the reconnect gets its `412`).
     async fn read_page(&mut self) -> Option<Bytes> {
-        match events::read_page(&self.store, self.session_id, self.after, PAGE_EVENTS).await {
+        self.metrics.resume_from_store.increment(1);
+        let (id, after, max_bytes) = (self.session_id, self.after, self.chunk_bytes);
+        match events::read_page(&self.store, id, after, PAGE_EVENTS, max_bytes).await {
             Ok(Some(page)) if page.first_seq == self.after + 1 => {
                 self.after = page.last_seq;
                 if page.has_done {
@@ -147,6 +180,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        self.metrics.sse_subscribers.decrement(1.0);
         if let Some((log, _)) = &self.live {
             log.remove_subscriber();
         }

@@ -15,7 +15,9 @@ pub struct Page {
     pub has_done: bool,
 }
 
-/// Resume reads: the frames of events `after+1 ..`, at most `limit`, as one buffer.
+/// Resume reads: the frames of events `after+1 ..`, at most `limit` events and about
+/// `max_bytes` (the page stops after the event that crosses it, so it is never empty), as one
+/// buffer.
 ///
 /// Postgres formats and joins the frames (`string_agg`), so a page of a thousand events crosses
 /// the wire as one value and costs the server one allocation instead of a thousand decodes and
@@ -26,13 +28,17 @@ pub async fn read_page(
     session_id: Uuid,
     after: u64,
     limit: i64,
+    max_bytes: usize,
 ) -> Result<Option<Page>, StoreError> {
     let client = store.client().await?;
     let stmt = client
         .prepare_cached(include_str!("sql/read_page.sql"))
         .await?;
     let row = client
-        .query_one(&stmt, &[&session_id, &(after as i64), &limit])
+        .query_one(
+            &stmt,
+            &[&session_id, &(after as i64), &limit, &(max_bytes as i64)],
+        )
         .await?;
     let text: Option<String> = row.get(0);
     Ok(text.map(|text| Page {

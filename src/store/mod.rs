@@ -79,6 +79,7 @@ fn is_transient(c: &SqlState) -> bool {
     code.starts_with("08") // connection exception
         || code.starts_with("53") // insufficient resources
         || code.starts_with("57P") // admin / crash shutdown, cannot connect now
+        || *c == SqlState::QUERY_CANCELED // statement_timeout: Postgres is saturated
         || *c == SqlState::T_R_SERIALIZATION_FAILURE
         || *c == SqlState::T_R_DEADLOCK_DETECTED
 }
@@ -103,9 +104,25 @@ impl Store {
     /// Builds the pool. Connections are made lazily; timeouts keep requests from hanging while
     /// Postgres is down (they fail fast with [`StoreError::Unavailable`] and become `503`s).
     pub fn connect(url: &str, max_connections: usize) -> Result<Store, StoreError> {
+        Store::connect_with(url, max_connections, None)
+    }
+
+    /// [`Store::connect`] with a `statement_timeout` on every pooled connection: Postgres itself
+    /// cancels a statement that runs longer (nothing of it is kept), so a saturated database
+    /// yields [`StoreError::Unavailable`] (`503`, writer retries) instead of requests that hang.
+    pub fn connect_with(
+        url: &str,
+        max_connections: usize,
+        statement_timeout: Option<Duration>,
+    ) -> Result<Store, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Other(format!("bad database url: {e}")))?;
         config.connect_timeout(Duration::from_secs(3));
+        if let Some(t) = statement_timeout.filter(|t| !t.is_zero()) {
+            let ms = t.as_millis().max(1);
+            let options = config.get_options().unwrap_or_default();
+            config.options(format!("{options} -c statement_timeout={ms}").trim());
+        }
         if config.get_application_name().is_none() {
             config.application_name("agent-webkit-server");
         }
@@ -138,6 +155,8 @@ impl Store {
     /// once do not race (refinery itself does not lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.client().await?;
+        // Waiting for another host's migrations is not a slow statement.
+        client.batch_execute("SET statement_timeout = 0").await?;
         client
             .execute(
                 "SELECT pg_advisory_lock($1, $2)",
@@ -154,6 +173,7 @@ impl Store {
                 &[&LOCK_NS, &MIGRATION_LOCK],
             )
             .await?;
+        client.batch_execute("RESET statement_timeout").await?;
         result.map(|_| ())
     }
 

@@ -23,6 +23,8 @@ pub struct Claimed {
     pub tail: Vec<Frame>,
     /// User messages accepted but not finished when the previous holder let go, oldest first.
     pub open_turns: Vec<OpenTurn>,
+    /// Another host owned it (dead, or past its lease): this claim took it over.
+    pub took_over: bool,
 }
 
 #[derive(Debug)]
@@ -143,7 +145,9 @@ pub async fn claim(
         .collect();
     tx.commit().await?;
     let config: Value = row.get("config");
+    let previous: Option<i32> = row.get("previous_owner");
     Ok(Claim::Claimed(Box::new(Claimed {
+        took_over: previous.is_some_and(|p| p != host),
         epoch: row.get("epoch"),
         config: serde_json::from_value(config).unwrap_or_default(),
         resume_token: row.get("resume_token"),

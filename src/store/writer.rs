@@ -12,20 +12,37 @@
 //! epoch is no longer the writer's are not inserted, and those sessions are told they are fenced.
 //! Transient failures (Postgres down or restarting) are retried with backoff, in order, without
 //! publishing anything meanwhile; sessions feel it as backpressure on the bounded channel.
+//!
+//! What waits is bounded twice: by appends (the channel) and by bytes ([`MAX_QUEUED_BYTES`]).
+//! Load shedding starts here too: when more than [`SATURATION_APPENDS`] appends or half the
+//! bytes wait (the sessions produce faster than Postgres commits), [`Writer::saturated`] says so
+//! and new work
+//! (user messages, new sessions) is refused with `503 overloaded` at the door, instead of
+//! being accepted into a queue that only grows. Metrics are recorded per batch (commit time,
+//! size, fenced appends), never per event.
 
 use super::{Store, StoreError};
 use crate::frame::Frame;
+use crate::metrics::Metrics;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// Upper bound of events per statement; beyond it, array parameters stop paying off.
 const MAX_BATCH_EVENTS: usize = 4096;
 /// Appends waiting for the writer; a full channel slows the sessions that append.
 const CHANNEL_CAPACITY: usize = 8192;
+/// Queued appends beyond which the writer counts as saturated: a quarter of the channel is
+/// several batches' worth, which a writer that keeps up never lets pile up.
+pub const SATURATION_APPENDS: usize = CHANNEL_CAPACITY / 4;
+/// Bytes of frames queued for commit, at most: the channel counts appends, and 8192 appends of
+/// large events (tool results of whole files) would be gigabytes. An append waits for its
+/// bytes like for a channel slot; one larger than the budget takes all of it and goes alone.
+pub const MAX_QUEUED_BYTES: usize = 32 << 20;
 
 /// Receives a session's frames once they are committed, in commit order.
 pub trait CommitSink: Send + Sync {
@@ -42,12 +59,19 @@ pub struct Append {
     pub sink: Arc<dyn CommitSink>,
     /// Completed after the commit (and after `sink` saw the frames).
     pub ack: Option<oneshot::Sender<Result<(), StoreError>>>,
+    /// The appender's span (its turn): the batch's commit span is a child of its first append's.
+    pub span: tracing::Span,
 }
 
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<Append>,
+    tx: mpsc::Sender<Queued>,
+    /// [`MAX_QUEUED_BYTES`] as permits, held by each append until it is published.
+    budget: Arc<Semaphore>,
 }
+
+/// An append and the bytes of budget it holds.
+type Queued = (Append, Option<OwnedSemaphorePermit>);
 
 impl Writer {
     /// Starts the writer task for this host. It runs until every `Writer` clone is dropped,
@@ -57,41 +81,92 @@ impl Writer {
         host_id: i32,
         shutdown: CancellationToken,
     ) -> (Writer, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let task = tokio::spawn(run(store, host_id, rx, shutdown));
-        (Writer { tx }, task)
+        Writer::spawn_with(store, host_id, shutdown, Arc::default())
     }
 
-    /// Queues an append. Waits while the writer is saturated (backpressure).
+    /// [`Writer::spawn`], recording into the host's metrics.
+    pub fn spawn_with(
+        store: Store,
+        host_id: i32,
+        shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
+    ) -> (Writer, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let task = tokio::spawn(run(store, host_id, rx, shutdown, metrics));
+        let budget = Arc::new(Semaphore::new(MAX_QUEUED_BYTES));
+        (Writer { tx, budget }, task)
+    }
+
+    /// Appends waiting to be committed.
+    pub fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Bytes of frames waiting to be committed.
+    pub fn queued_bytes(&self) -> usize {
+        MAX_QUEUED_BYTES.saturating_sub(self.budget.available_permits())
+    }
+
+    /// Whether the writer is falling behind (see the module doc): many appends, or half the
+    /// byte budget, waiting.
+    pub fn saturated(&self) -> bool {
+        self.queued() > SATURATION_APPENDS || self.queued_bytes() > MAX_QUEUED_BYTES / 2
+    }
+
+    /// Queues an append. Waits while the writer is saturated (backpressure): for a slot in the
+    /// channel and for its bytes in the budget.
     pub async fn append(&self, append: Append) -> Result<(), StoreError> {
-        self.tx
-            .send(append)
-            .await
-            .map_err(|_| StoreError::Unavailable("writer stopped".into()))
+        let stopped = || StoreError::Unavailable("writer stopped".into());
+        let bytes: usize = append.frames.iter().map(|f| f.bytes.len()).sum();
+        let permit = if bytes == 0 {
+            None
+        } else {
+            let n = bytes.min(MAX_QUEUED_BYTES) as u32;
+            let permit = self.budget.clone().acquire_many_owned(n).await;
+            Some(permit.map_err(|_| stopped())?)
+        };
+        self.tx.send((append, permit)).await.map_err(|_| stopped())
     }
 }
 
 async fn run(
     store: Store,
     host_id: i32,
-    mut rx: mpsc::Receiver<Append>,
+    mut rx: mpsc::Receiver<Queued>,
     shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
 ) {
     let mut batch: Vec<Append> = Vec::new();
-    while let Some(first) = rx.recv().await {
+    let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
+    while let Some((first, permit)) = rx.recv().await {
         let mut events = first.frames.len();
         batch.push(first);
+        held.extend(permit);
         while events < MAX_BATCH_EVENTS {
             match rx.try_recv() {
-                Ok(next) => {
+                Ok((next, permit)) => {
                     events += next.frames.len();
                     batch.push(next);
+                    held.extend(permit);
                 }
                 Err(_) => break,
             }
         }
-        let outcome = commit_with_retry(&store, host_id, &batch, &shutdown).await;
-        tracing::trace!(events, appends = batch.len(), "batch committed");
+        let span = tracing::info_span!(
+            parent: &batch[0].span,
+            "store.commit",
+            events,
+            appends = batch.len(),
+            host_id,
+        );
+        let started = Instant::now();
+        let outcome = commit_with_retry(&store, host_id, &batch, &shutdown)
+            .instrument(span)
+            .await;
+        metrics
+            .store_commit_seconds
+            .record(started.elapsed().as_secs_f64());
+        metrics.store_batch_events.record(events as f64);
         for append in batch.drain(..) {
             let result = match &outcome {
                 Ok(owned) if owned.contains(&append.session_id) => {
@@ -99,6 +174,7 @@ async fn run(
                     Ok(())
                 }
                 Ok(_) => {
+                    metrics.fenced_appends.increment(1);
                     append.sink.fenced();
                     Err(StoreError::Fenced)
                 }
@@ -112,6 +188,8 @@ async fn run(
                 let _ = ack.send(result);
             }
         }
+        // The ring holds what it keeps; the queue's copy of these bytes is gone.
+        held.clear();
     }
 }
 

@@ -56,6 +56,7 @@ async fn append(
             frames,
             sink: sink.clone(),
             ack: Some(ack),
+            span: tracing::Span::none(),
         })
         .await?;
     done.await.unwrap()

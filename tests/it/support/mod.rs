@@ -5,6 +5,8 @@
 pub mod api;
 pub mod drill;
 pub mod fleet;
+pub mod metrics;
+pub mod process;
 pub mod sse;
 
 use agent_webkit_server::config::{AuthMode, Config};

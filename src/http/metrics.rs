@@ -1,0 +1,34 @@
+use crate::app::AppState;
+use crate::auth::Principal;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+/// `GET /metrics` on the main listener: the same bearer token as the API.
+pub async fn scrape(State(app): State<AppState>, _auth: Principal) -> impl IntoResponse {
+    render(&app)
+}
+
+/// `GET /metrics` on `--metrics-listen`: no authentication (the address is the guard).
+pub async fn scrape_open(State(app): State<AppState>) -> impl IntoResponse {
+    render(&app)
+}
+
+fn render(app: &AppState) -> impl IntoResponse {
+    let deps = &app.registry.deps;
+    // Numbers the server keeps anyway are read now rather than mirrored on every change.
+    deps.metrics
+        .sessions_live
+        .set(app.registry.live_count() as f64);
+    deps.metrics.writer_queue.set(deps.writer.queued() as f64);
+    deps.metrics
+        .writer_queue_bytes
+        .set(deps.writer.queued_bytes() as f64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        deps.metrics.render(),
+    )
+}
