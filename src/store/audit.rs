@@ -10,9 +10,10 @@
 //! rows old enough to be committed.
 //!
 //! Queries are assembled from the filters actually given, each a plain predicate on an indexed
-//! column (`migrations/V2__audit.sql`), and sent unprepared-by-name so Postgres plans them with
-//! the values at hand: a catch-all `($1 IS NULL OR col = $1)` statement would get one generic
-//! plan that can use none of the indexes.
+//! column (`migrations/V2__audit.sql`), and prepared afresh for each call (never cached), so
+//! Postgres plans them with the values at hand (a new statement's first runs get custom plans,
+//! which also lets it match the partial indexes): a catch-all `($1 IS NULL OR col = $1)`
+//! statement would end up with one generic plan that can use none of the indexes.
 
 use super::query::Query;
 pub use super::query::Statement;
