@@ -56,6 +56,7 @@ pub async fn run(
     let metrics = Arc::new(crate::metrics::Metrics::new());
     let (writer, _writer_task) =
         Writer::spawn_with(store.clone(), host_id, background.clone(), metrics.clone());
+    crate::store::retention::spawn(&store, &config, background.clone());
     let streams = CancellationToken::new();
     let deps = Arc::new(Deps {
         store: store.clone(),
@@ -171,8 +172,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Refuse an unavailable runtime before starting anything.
     agent_runtime(&Config::from_args(&args, String::new(), AuthMode::Disabled))?;
     let auth = resolve_auth(args.no_auth);
+    let verifiers = crate::auth::Verifiers::from_env(&args.auth).map_err(anyhow::Error::msg)?;
     let (database_url, cluster) = database(&args.db).await?;
-    let config = Config::from_args(&args, database_url, auth);
+    let config = Config::from_args(&args, database_url, auth).with_verifiers(verifiers);
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -197,7 +199,7 @@ pub async fn migrate(db: crate::config::DbArgs) -> anyhow::Result<()> {
 }
 
 /// The configured database, or the embedded cluster in the data directory.
-async fn database(db: &crate::config::DbArgs) -> anyhow::Result<(String, Option<PgCluster>)> {
+pub async fn database(db: &crate::config::DbArgs) -> anyhow::Result<(String, Option<PgCluster>)> {
     if let Some(url) = &db.database_url {
         return Ok((url.clone(), None));
     }

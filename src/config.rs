@@ -25,6 +25,11 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(DbArgs),
+    /// Query the audit log (events, inputs, sessions) straight from the database.
+    #[command(subcommand)]
+    Audit(crate::audit::cli::AuditCommand),
+    /// Fill a database with synthetic sessions, events and inputs (for benchmarks).
+    Generate(crate::audit::generate::GenerateArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -179,6 +184,42 @@ pub struct ServeArgs {
         default_value = "text"
     )]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    /// Remove events (and inputs) older than this, e.g. `30d`, in small batches in the
+    /// background. Off when absent: the log is kept forever.
+    #[arg(long, env = "AGENT_WEBKIT_RETENTION", value_parser = parse_retention)]
+    pub retention: Option<Duration>,
+
+    /// Rows removed per retention batch (one short transaction each).
+    #[arg(long, env = "AGENT_WEBKIT_RETENTION_BATCH", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub retention_batch: u64,
+}
+
+/// Who may call: JWTs (besides the static token) and the admin principal. The HS256 secret and
+/// the admin token are secrets and so come from the environment only
+/// (`AGENT_WEBKIT_JWT_SECRET`, `AGENT_WEBKIT_ADMIN_TOKEN`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct AuthArgs {
+    /// PEM public key (RSA or EC P-256) that verifies RS256 / ES256 JWTs.
+    #[arg(long, env = "AGENT_WEBKIT_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+
+    /// Required `iss` of JWTs.
+    #[arg(long, env = "AGENT_WEBKIT_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` of JWTs.
+    #[arg(long, env = "AGENT_WEBKIT_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// `claim=value` that makes a JWT's subject an admin (sees every session, reads the audit
+    /// log), e.g. `role=admin`. The claim may be a string or an array of strings.
+    #[arg(long, env = "AGENT_WEBKIT_JWT_ADMIN_CLAIM")]
+    pub jwt_admin_claim: Option<String>,
 }
 
 /// Settings of the Claude runtime (`--agent claude`); ignored by the replay runtime.
@@ -246,6 +287,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
+/// A retention of at least a minute: `0` would empty the log as it is written.
+fn parse_retention(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(60) {
+        return Err(format!("retention {s:?} is under a minute"));
+    }
+    Ok(d)
+}
+
 /// How requests are authenticated.
 #[derive(Clone)]
 pub enum AuthMode {
@@ -262,12 +312,29 @@ impl std::fmt::Debug for AuthMode {
     }
 }
 
+/// A secret string whose `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Everything [`crate::app::run`] needs, resolved (a concrete database URL, the auth mode).
 /// `Debug` leaves out the database URL (it may carry a password) and the token.
 #[derive(Clone)]
 pub struct Config {
     pub database_url: String,
     pub auth: AuthMode,
+    /// Verifies JWT bearer tokens, when configured (besides the static token).
+    pub jwt: Option<std::sync::Arc<crate::auth::jwt::JwtVerifier>>,
+    /// A bearer token whose holder is the admin principal.
+    pub admin_token: Option<Secret>,
+    /// Events older than this are removed in the background.
+    pub retention: Option<Duration>,
+    pub retention_batch: usize,
     pub agent: AgentKind,
     /// Local state (the Claude runtime's per-session directories live in `sessions/`).
     pub data_dir: PathBuf,
@@ -300,6 +367,10 @@ impl Config {
         Config {
             database_url,
             auth,
+            jwt: None,
+            admin_token: None,
+            retention: None,
+            retention_batch: 1000,
             agent: AgentKind::Replay,
             data_dir: PathBuf::from("./.agent-webkit"),
             claude: ClaudeArgs::default(),
@@ -347,11 +418,22 @@ impl Config {
             metrics_listen: args.metrics_listen,
             db_pool_size: args.db_pool_size,
             host_name: args.host_name.clone().unwrap_or_else(default_host_name),
+            retention: args.retention,
+            retention_batch: args.retention_batch as usize,
             drain_timeout: args.drain_timeout,
             lease: args.lease,
             handover_timeout: args.handover_timeout,
             ownership_check: args.ownership_check,
             ..Config::new(database_url, auth)
+        }
+    }
+
+    /// Adds the JWT verifier and admin token ([`crate::auth::Verifiers::from_env`]).
+    pub fn with_verifiers(self, verifiers: crate::auth::Verifiers) -> Config {
+        Config {
+            jwt: verifiers.jwt,
+            admin_token: verifiers.admin_token,
+            ..self
         }
     }
 }
@@ -400,6 +482,13 @@ mod tests {
             panic!("expected serve")
         };
         assert!(args.no_auth);
+    }
+
+    #[test]
+    fn retention_takes_days_and_refuses_tiny_values() {
+        assert_eq!(parse_retention("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert!(parse_retention("0").is_err());
+        assert!(parse_retention("5s").is_err());
     }
 
     #[test]
@@ -456,11 +545,13 @@ mod tests {
 
     #[test]
     fn auth_token_is_redacted_in_debug() {
-        let cfg = Config::new(
+        let mut cfg = Config::new(
             "postgres://u:pw-secret@h/db".into(),
             AuthMode::Token("hunter2".into()),
         );
+        cfg.admin_token = Some(Secret("swordfish".into()));
         let shown = format!("{cfg:?}");
         assert!(!shown.contains("hunter2") && !shown.contains("pw-secret"));
+        assert!(!shown.contains("swordfish"));
     }
 }

@@ -84,6 +84,12 @@ impl From<SessionError> for ApiError {
     }
 }
 
+impl From<crate::audit::params::ParamError> for ApiError {
+    fn from(e: crate::audit::params::ParamError) -> ApiError {
+        ApiError::bad_request(e.code, e.message)
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {

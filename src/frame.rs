@@ -64,6 +64,10 @@ pub mod names {
     pub const ERROR: &str = "error";
     pub const MCP_STATUS_CHANGE: &str = "mcp_status_change";
     pub const DONE: &str = "done";
+    /// (ours) A permission / hook request got its first answer: `{correlation_id, behavior}`.
+    pub const PERMISSION_RESOLVED: &str = "permission_resolved";
+    /// (ours) A question got its first answer: `{correlation_id}`.
+    pub const QUESTION_RESOLVED: &str = "question_resolved";
 
     pub const ALL: &[&str] = &[
         SESSION_READY,
@@ -78,6 +82,8 @@ pub mod names {
         ERROR,
         MCP_STATUS_CHANGE,
         DONE,
+        PERMISSION_RESOLVED,
+        QUESTION_RESOLVED,
     ];
 
     /// Maps a stored name back to its static string (names in the table came from `ALL`).

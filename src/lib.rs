@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;

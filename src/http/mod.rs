@@ -1,8 +1,10 @@
 //! The HTTP surface: routes and the extractors shared by handlers. Handlers stay thin: extract,
 //! call into `session`, map the result.
 
+mod audit;
 pub mod conn;
 mod health;
+mod history;
 mod input;
 mod metrics;
 mod sessions;
@@ -20,8 +22,14 @@ use uuid::Uuid;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/sessions", post(sessions::create))
-        .route("/sessions/{id}", axum::routing::delete(sessions::delete))
+        .route("/sessions", post(sessions::create).get(history::list))
+        .route(
+            "/sessions/{id}",
+            axum::routing::delete(sessions::delete).get(history::show),
+        )
+        .route("/sessions/{id}/events", get(history::events))
+        .route("/audit/events", get(audit::events))
+        .route("/audit/inputs", get(audit::inputs))
         .route("/sessions/{id}/stream", get(stream::stream))
         .route("/sessions/{id}/input", post(input::input))
         .route("/healthz", get(health::healthz))
@@ -71,6 +79,18 @@ async fn deadline(
 /// A session id from the path. Anything that is not a UUID cannot name a session: `404`.
 fn session_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::not_found())
+}
+
+/// The query string as `name=value` pairs, for `audit::params`.
+fn query_pairs(
+    query: Result<
+        axum::extract::Query<Vec<(String, String)>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Vec<(String, String)>, ApiError> {
+    query
+        .map(|q| q.0)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
 }
 
 /// Maps body read failures: over the limit is `413`, anything else `400`.

@@ -171,6 +171,7 @@ impl Actor {
                 msg = control.recv() => match msg {
                     Some(ControlMsg::Close(ack)) => break Exit::Close(ack),
                     Some(ControlMsg::Control(c)) => self.on_control(c).await,
+                    Some(ControlMsg::Append(event)) => self.append(vec![event]).await,
                     Some(ControlMsg::Handover) => self.handing_over = true,
                     None => break Exit::Release,
                 },

@@ -115,6 +115,8 @@ pub(crate) struct QueuedTurn {
 pub(crate) enum ControlMsg {
     Control(crate::agent::Control),
     Close(oneshot::Sender<()>),
+    /// An event the session appends on an HTTP caller's behalf (a decision's `*_resolved`).
+    Append(translate::WireEvent),
     /// Another host asked for the session (or this one drains): let go at the turn boundary.
     Handover,
 }
@@ -261,16 +263,14 @@ impl Session {
             }
         };
         let Some(ask) = taken else {
-            let loser = inputs::NewInput {
-                status: 409,
-                correlation_id: Some(correlation_id),
-                ..base
-            };
-            if let Err(e) = inputs::record(&self.deps.store, loser).await {
-                tracing::warn!(error = %e, "could not record a 409 reply");
-            }
-            self.deps.metrics.reply_conflicts.increment(1);
-            return Err(SessionError::NoPendingDecision);
+            return Err(self.lost_decision(correlation_id, base).await);
+        };
+        // The `*_resolved` event goes through the session task, which alone assigns seqs. Its
+        // slot is reserved before the decision is recorded, so a recorded decision always gets
+        // its event; it is queued before the agent hears the decision, and the task serves
+        // this channel before agent events, so it precedes everything the decision causes.
+        let Ok(slot) = self.control.reserve().await else {
+            return Err(SessionError::Stopping);
         };
         let winner = inputs::NewInput {
             correlation_id: Some(correlation_id),
@@ -279,15 +279,17 @@ impl Session {
         };
         match inputs::record(&self.deps.store, winner).await {
             Ok(_) => {
+                slot.send(ControlMsg::Append(translate::resolved(
+                    correlation_id,
+                    &decision,
+                )));
                 // The agent may have moved on (interrupt) in between; the reply is then moot.
                 let _ = ask.reply.send(decision);
                 self.deps.metrics.first_reply_winner.increment(1);
                 Ok(())
             }
-            Err(StoreError::Conflict(_)) => {
-                self.deps.metrics.reply_conflicts.increment(1);
-                Err(SessionError::NoPendingDecision)
-            }
+            // Another host recorded a decision first (the unique index): a loser like any other.
+            Err(StoreError::Conflict(_)) => Err(self.lost_decision(correlation_id, base).await),
             Err(e) => {
                 // Not recorded, so not accepted: put it back for a retry.
                 self.pending
@@ -297,6 +299,24 @@ impl Session {
                 Err(e.into())
             }
         }
+    }
+
+    /// Records a reply that lost the race (`409`), so the audit log shows who else answered.
+    async fn lost_decision(
+        &self,
+        correlation_id: &str,
+        base: inputs::NewInput<'_>,
+    ) -> SessionError {
+        let loser = inputs::NewInput {
+            status: 409,
+            correlation_id: Some(correlation_id),
+            ..base
+        };
+        if let Err(e) = inputs::record(&self.deps.store, loser).await {
+            tracing::warn!(error = %e, "could not record a 409 reply");
+        }
+        self.deps.metrics.reply_conflicts.increment(1);
+        SessionError::NoPendingDecision
     }
 
     /// `DELETE`: stops the agent, commits `done`, marks the session closed. Streams end after

@@ -1,7 +1,7 @@
 //! SDK-level agent messages → wire events. The only place this mapping lives, so every runtime
 //! produces the same events (`specs/wire-protocol.md`, "Outbound events").
 
-use crate::agent::{AgentEvent, Ask, AskKind};
+use crate::agent::{AgentEvent, Ask, AskKind, Decision};
 use crate::frame::names;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -108,6 +108,25 @@ pub fn ask(ask: &Ask) -> WireEvent {
             }),
         ),
     }
+}
+
+/// The event telling every subscriber that a parked callback got its (first) answer, so other
+/// tabs clear their prompts: `question_resolved` for answers, else `permission_resolved`.
+pub fn resolved(correlation_id: &str, decision: &Decision) -> WireEvent {
+    let behavior = match decision {
+        Decision::Allow { .. } => "allow",
+        Decision::Deny { .. } => "deny",
+        Decision::Answer { .. } => {
+            return wire(
+                names::QUESTION_RESOLVED,
+                &serde_json::json!({"correlation_id": correlation_id}),
+            )
+        }
+    };
+    wire(
+        names::PERMISSION_RESOLVED,
+        &serde_json::json!({"correlation_id": correlation_id, "behavior": behavior}),
+    )
 }
 
 /// Wire events for the agent events that map one-to-many without session state. `Ask`,

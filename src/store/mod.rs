@@ -5,13 +5,19 @@
 //! - [`events`]: reads of the event log (ring refill, resume pages, retention bounds).
 //! - [`inputs`]: the record of every inbound message and the state of user turns.
 //! - [`hosts`]: this process's host row, its advisory lock and heartbeat.
+//! - [`audit`]: history and audit reads (keyset pages over the indexes of V2), built with
+//!   [`query`].
+//! - [`retention`]: background removal of old events, in batches.
 //!
 //! One driver, tokio-postgres, behind a deadpool pool. Every SQLSTATE is interpreted in one
 //! place, [`StoreError::from`], so callers match on meaning (unavailable, conflict), not codes.
 
+pub mod audit;
 pub mod events;
 pub mod hosts;
 pub mod inputs;
+pub mod query;
+pub mod retention;
 pub mod sessions;
 pub mod writer;
 

@@ -55,6 +55,7 @@ async fn every_reference_fixture_plays_end_to_end() {
                 "message_complete",
                 "tool_use",
                 "permission_request",
+                "permission_resolved",
                 "tool_result",
                 "message_complete",
                 "result",
@@ -67,6 +68,7 @@ async fn every_reference_fixture_plays_end_to_end() {
                 "message_complete",
                 "tool_use",
                 "ask_user_question",
+                "question_resolved",
                 "message_complete",
                 "result",
             ],
@@ -78,6 +80,7 @@ async fn every_reference_fixture_plays_end_to_end() {
                 "message_complete",
                 "tool_use",
                 "permission_request",
+                "permission_resolved",
                 "result",
             ],
         ),
@@ -88,6 +91,7 @@ async fn every_reference_fixture_plays_end_to_end() {
                 "message_complete",
                 "tool_use",
                 "permission_request",
+                "permission_resolved",
                 "tool_result",
                 "message_complete",
                 "result",
@@ -114,7 +118,9 @@ async fn every_reference_fixture_plays_end_to_end() {
                 "tool_use",
                 "tool_use",
                 "permission_request",
+                "permission_resolved",
                 "permission_request",
+                "permission_resolved",
                 "tool_result",
                 "tool_result",
                 "message_complete",
@@ -132,6 +138,7 @@ async fn every_reference_fixture_plays_end_to_end() {
                 "message_complete",
                 "tool_use",
                 "permission_request",
+                "permission_resolved",
                 "tool_result",
                 "message_complete",
                 "result",
@@ -176,17 +183,23 @@ async fn event_payloads_match_the_wire_protocol() {
         events[3].data,
         json!({"correlation_id":"tu_1","tool_name":"Read","input":{"path":"./README.md"},"context":{"tool_use_id":"tu_1"}})
     );
+    // (ours) The winning reply is announced, so other tabs clear their prompt.
     assert_eq!(
         events[4].data,
+        json!({"correlation_id":"tu_1","behavior":"allow"})
+    );
+    assert_eq!(
+        events[5].data,
         json!({"tool_use_id":"tu_1","output":"first line","is_error":false})
     );
-    assert_eq!(events[5].data["message"]["stop_reason"], "end_turn");
-    assert_eq!(events[6].data["subtype"], "success");
-    assert_eq!(events[6].data["total_cost_usd"], 0.002);
+    assert_eq!(events[6].data["message"]["stop_reason"], "end_turn");
+    assert_eq!(events[7].data["subtype"], "success");
+    assert_eq!(events[7].data["total_cost_usd"], 0.002);
 
     let events = play(&server, "ask_user_question", say("ask")).await;
     assert_eq!(events[3].data["correlation_id"], "tu_q");
     assert_eq!(events[3].data["questions"][0]["question"], "Pick a color");
+    assert_eq!(events[4].data, json!({"correlation_id":"tu_q"}));
 
     let events = play(&server, "mcp_status_change", say("mcp")).await;
     assert_eq!(
@@ -195,9 +208,13 @@ async fn event_payloads_match_the_wire_protocol() {
     );
 
     let events = play(&server, "tool_error", say("x")).await;
-    assert_eq!(events[4].data["is_error"], true);
+    assert_eq!(events[5].data["is_error"], true);
 
     let events = play(&server, "deny_with_interrupt", say("x")).await;
+    assert_eq!(
+        events[4].data,
+        json!({"correlation_id":"tu_1","behavior":"deny"})
+    );
     assert_eq!(events.last().unwrap().data["subtype"], "interrupted");
     server.stop().await;
 }

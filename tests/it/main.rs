@@ -2,6 +2,8 @@
 
 mod support;
 
+mod audit;
+mod audit_cli;
 mod bad_input;
 mod claude;
 mod durability;
@@ -11,6 +13,9 @@ mod fixtures;
 mod limits;
 mod load;
 mod metrics;
+mod plans;
+mod principals;
 mod protocol;
 mod resume;
+mod retention;
 mod traces;

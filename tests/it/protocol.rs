@@ -138,7 +138,7 @@ async fn questions_are_answered_once_and_the_wrong_reply_type_is_refused() {
     assert_eq!(api.input(&id, answer).await, 409);
     assert_eq!(
         names(&stream.until("result").await),
-        ["message_complete", "result"]
+        ["question_resolved", "message_complete", "result"]
     );
     server.stop().await;
 }

@@ -4,6 +4,8 @@
 -- `owned` locks the session rows FOR SHARE while the events are inserted: a concurrent claim
 -- (an UPDATE that bumps the epoch) waits for this statement, and if the claim committed first,
 -- the locking re-check sees the new epoch and the session's events are skipped (fenced).
+-- The audit columns are extracted by inlined SQL functions (migrations/V2__audit.sql) that
+-- parse only the few event kinds carrying a tool name or correlation id.
 WITH owned AS (
     SELECT s.id
     FROM sessions s
@@ -11,8 +13,9 @@ WITH owned AS (
     WHERE s.epoch = w.epoch AND s.owner = $7
     FOR SHARE OF s
 ), inserted AS (
-    INSERT INTO events (session_id, seq, event, data)
-    SELECT e.session_id, e.seq, e.event, e.data::json
+    INSERT INTO events (session_id, seq, event, data, tool_name, correlation_id)
+    SELECT e.session_id, e.seq, e.event, e.data::json,
+           audit_tool_name(e.event, e.data), audit_correlation_id(e.event, e.data)
     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[]) AS e(session_id, seq, event, data)
     WHERE e.session_id IN (SELECT id FROM owned)
     -- A retry after an ambiguous failure (the commit may have landed before the connection

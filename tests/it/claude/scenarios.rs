@@ -92,13 +92,14 @@ async fn every_reference_scenario_plays_through_the_cli() {
     let complete_then_tool = ["message_complete", "tool_use"];
     let answer = ["message_delta", "message_complete", "result"];
     let cat = |parts: &[&[&'static str]]| -> Vec<&'static str> { parts.concat() };
+    // Each answered request is followed by its `*_resolved` event (the first reply won).
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("plain_qa", answer.to_vec()),
         (
             "read_allow",
             cat(&[
                 &complete_then_tool,
-                &["permission_request", "tool_result"],
+                &["permission_request", "permission_resolved", "tool_result"],
                 &answer,
             ]),
         ),
@@ -106,7 +107,7 @@ async fn every_reference_scenario_plays_through_the_cli() {
             "ask_user_question",
             cat(&[
                 &complete_then_tool,
-                &["ask_user_question", "tool_result"],
+                &["ask_user_question", "question_resolved", "tool_result"],
                 &answer,
             ]),
         ),
@@ -114,14 +115,19 @@ async fn every_reference_scenario_plays_through_the_cli() {
             "deny_with_interrupt",
             cat(&[
                 &complete_then_tool,
-                &["permission_request", "tool_result", "result"],
+                &[
+                    "permission_request",
+                    "permission_resolved",
+                    "tool_result",
+                    "result",
+                ],
             ]),
         ),
         (
             "genui_render",
             cat(&[
                 &complete_then_tool,
-                &["permission_request", "tool_result"],
+                &["permission_request", "permission_resolved", "tool_result"],
                 &answer,
             ]),
         ),
@@ -132,8 +138,10 @@ async fn every_reference_scenario_plays_through_the_cli() {
                 &["message_complete", "tool_use", "tool_use"],
                 &[
                     "permission_request",
+                    "permission_resolved",
                     "tool_result",
                     "permission_request",
+                    "permission_resolved",
                     "tool_result",
                 ],
                 &answer,
@@ -144,7 +152,7 @@ async fn every_reference_scenario_plays_through_the_cli() {
             "tool_error",
             cat(&[
                 &complete_then_tool,
-                &["permission_request", "tool_result"],
+                &["permission_request", "permission_resolved", "tool_result"],
                 &answer,
             ]),
         ),

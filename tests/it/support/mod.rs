@@ -210,3 +210,50 @@ pub fn many_messages(n: usize, bytes: usize) -> String {
     );
     lines.join("\n")
 }
+
+pub const JWT_SECRET: &str = "test-jwt-secret";
+pub const JWT_ISSUER: &str = "test-issuer";
+pub const JWT_AUDIENCE: &str = "agent-webkit-test";
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A config that also accepts HS256 JWTs (`role=admin` marks admins) and the admin token.
+pub fn jwt_config(db: &TestDb) -> Config {
+    use agent_webkit_server::auth::jwt::{JwtSettings, JwtVerifier};
+    use agent_webkit_server::config::Secret;
+    let mut config = TestServer::config(db);
+    let verifier = JwtVerifier::new(JwtSettings {
+        hs256_secret: Some(Secret(JWT_SECRET.into())),
+        issuer: Some(JWT_ISSUER.into()),
+        audience: Some(JWT_AUDIENCE.into()),
+        admin_claim: Some("role=admin".into()),
+        ..JwtSettings::default()
+    })
+    .unwrap()
+    .unwrap();
+    config.jwt = Some(std::sync::Arc::new(verifier));
+    config.admin_token = Some(Secret(ADMIN_TOKEN.into()));
+    config
+}
+
+/// A valid HS256 token for `sub` (an hour left), with `extra` claims merged over the defaults.
+pub fn jwt(sub: &str, extra: serde_json::Value) -> String {
+    let mut claims = serde_json::json!({
+        "sub": sub,
+        "iss": JWT_ISSUER,
+        "aud": JWT_AUDIENCE,
+        "exp": jsonwebtoken::get_current_timestamp() + 3600,
+    });
+    if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    jwt_signed(&claims, JWT_SECRET)
+}
+
+pub fn jwt_signed(claims: &serde_json::Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}

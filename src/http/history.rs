@@ -1,0 +1,87 @@
+//! Session history for UIs: `GET /sessions`, `GET /sessions/{id}`, `GET /sessions/{id}/events`.
+//!
+//! A principal sees its own sessions only; someone else's session is `404` exactly like a
+//! missing one, so not even its existence leaks. Admins see every session (read-only: live
+//! interaction stays with the owner, see `auth`).
+
+use super::{query_pairs, session_id};
+use crate::app::AppState;
+use crate::audit::cursor::{self, Cursor};
+use crate::audit::params;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::store::audit;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde_json::{json, Value};
+use std::time::SystemTime;
+
+type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+/// The principal whose sessions `caller` may read (`None`: all).
+fn scope(caller: &Caller) -> Option<&str> {
+    (!caller.admin).then_some(caller.principal.as_str())
+}
+
+/// `GET /sessions`: newest first; `?status=&since=&until=&cursor=&limit=` (admins also
+/// `principal=`).
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    query: Pairs,
+) -> Result<Json<Value>, ApiError> {
+    let mut page = params::sessions(&query_pairs(query)?, SystemTime::now())?;
+    page.filter.lease = app.config.lease;
+    if let Some(me) = scope(&caller) {
+        if page.filter.principal.as_deref().is_some_and(|p| p != me) {
+            return Ok(Json(json!({"sessions": [], "next_cursor": null})));
+        }
+        page.filter.principal = Some(me.to_owned());
+    }
+    let store = &app.registry.deps.store;
+    let rows = audit::sessions(store, &page.filter, page.after, page.limit).await?;
+    let next = next_cursor(&rows, page.limit, |r| Cursor::Sessions(r.key()));
+    Ok(Json(json!({"sessions": rows, "next_cursor": next})))
+}
+
+/// `GET /sessions/{id}`: metadata and config.
+pub async fn show(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = session_id(&id)?;
+    let store = &app.registry.deps.store;
+    match audit::session(store, id, scope(&caller), app.config.lease).await? {
+        Some(row) => Ok(Json(json!(row))),
+        None => Err(ApiError::not_found()),
+    }
+}
+
+/// `GET /sessions/{id}/events?after=&event=&limit=`: the stored events in seq order, for UIs
+/// rebuilding after a `412` or a reload. Each has the SSE `id` to resume the stream from.
+pub async fn events(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Pairs,
+) -> Result<Json<Value>, ApiError> {
+    let id = session_id(&id)?;
+    let (after, event, limit) = params::session_events(&query_pairs(query)?)?;
+    let store = &app.registry.deps.store;
+    if !audit::visible(store, id, scope(&caller)).await? {
+        return Err(ApiError::not_found());
+    }
+    let rows = audit::session_events(store, id, after, event, limit).await?;
+    let next = next_cursor(&rows, limit, |r| Cursor::SessionEvents(r.id));
+    Ok(Json(json!({"events": rows, "next_cursor": next})))
+}
+
+/// The cursor after the last row of a full page; `None` when the page shows the end.
+pub fn next_cursor<R>(rows: &[R], limit: i64, key: impl Fn(&R) -> Cursor) -> Option<String> {
+    if (rows.len() as i64) < limit {
+        return None;
+    }
+    rows.last().map(|r| cursor::encode(&key(r)))
+}
