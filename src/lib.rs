@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod app;
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod error;
 pub mod frame;

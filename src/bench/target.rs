@@ -1,0 +1,170 @@
+//! The server under load: one that is already running (`--url`), or one the load tool starts
+//! itself — the server binary as a child process on a loopback port, on a throwaway embedded
+//! PostgreSQL cluster (`pg_embedded`, fsync on unless `--no-fsync`), reading the fixtures the
+//! tool writes. A started server is measured from outside like any other; knowing its pid and
+//! its Postgres's lets the tool report their CPU and memory too.
+
+use super::http::Client;
+use super::BenchArgs;
+use crate::pg_embedded::{ClusterOptions, PgCluster};
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+pub struct Target {
+    pub client: Client,
+    /// The directory the server reads scenarios from.
+    pub fixtures: PathBuf,
+    pub server_pid: Option<u32>,
+    /// Root of the Postgres process tree (the embedded cluster's watchdog), when known.
+    pub pg_pid: Option<u32>,
+    /// For the scenarios that read Postgres directly (lag, limits).
+    pub database_url: Option<String>,
+    pub ring_size: usize,
+    spawned: Option<Spawned>,
+}
+
+struct Spawned {
+    server: Child,
+    cluster: PgCluster,
+    dir: PathBuf,
+}
+
+impl Target {
+    pub async fn new(args: &BenchArgs) -> anyhow::Result<Target> {
+        match &args.url {
+            Some(url) => Target::external(args, url).await,
+            None => Target::spawn(args).await,
+        }
+    }
+
+    async fn external(args: &BenchArgs, url: &str) -> anyhow::Result<Target> {
+        let fixtures = args
+            .fixtures_dir
+            .clone()
+            .context("--url needs --fixtures-dir: the directory that server reads (--fixtures)")?;
+        let client = Client::new(url, args.token.clone()).await?;
+        if !client.ready().await {
+            bail!("{url}/readyz does not answer 200");
+        }
+        Ok(Target {
+            client,
+            fixtures,
+            server_pid: args.server_pid,
+            pg_pid: None,
+            database_url: args.database_url.clone(),
+            ring_size: args.ring_size,
+            spawned: None,
+        })
+    }
+
+    async fn spawn(args: &BenchArgs) -> anyhow::Result<Target> {
+        let dir = std::env::temp_dir().join(format!("awk-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let fixtures = args.fixtures_dir.clone().unwrap_or_else(|| dir.join("fixtures"));
+        std::fs::create_dir_all(&fixtures)?;
+        let cluster = PgCluster::start(ClusterOptions {
+            data_dir: dir.join("pg"),
+            ephemeral: true,
+            fsync: !args.no_fsync,
+            port: None,
+        })
+        .await
+        .context("starting the throwaway PostgreSQL cluster")?;
+        let database_url = cluster.url("postgres");
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+            probe.local_addr()?.port()
+        };
+        let token = random_token();
+        let bin = match &args.server_bin {
+            Some(bin) => bin.clone(),
+            None => std::env::current_exe()?,
+        };
+        let log = std::fs::File::create(dir.join("server.log"))?;
+        let server = Command::new(&bin)
+            .arg("serve")
+            .args(["--database-url", &database_url])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--fixtures")
+            .arg(&fixtures)
+            .args(["--ring-size", &args.ring_size.to_string()])
+            .args(["--idle-timeout", "1h", "--max-queued-inputs", "1000"])
+            .env("AGENT_WEBKIT_AUTH_TOKEN", &token)
+            .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()))
+            .env_remove("AGENT_WEBKIT_NO_AUTH")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let client = Client::new(&format!("http://127.0.0.1:{port}"), Some(token)).await?;
+        let target = Target {
+            client,
+            fixtures,
+            server_pid: server.id(),
+            pg_pid: cluster.pid(),
+            database_url: Some(database_url),
+            ring_size: args.ring_size,
+            spawned: Some(Spawned {
+                server,
+                cluster,
+                dir,
+            }),
+        };
+        for _ in 0..600 {
+            if target.client.ready().await {
+                return Ok(target);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = target.server_log();
+        target.stop().await?;
+        bail!("the server did not become ready in 30 s; its log:\n{log}")
+    }
+
+    fn server_log(&self) -> String {
+        let Some(s) = &self.spawned else {
+            return String::new();
+        };
+        let bytes = std::fs::read(s.dir.join("server.log")).unwrap_or_default();
+        let start = bytes.len().saturating_sub(4000);
+        String::from_utf8_lossy(&bytes[start..]).into_owned()
+    }
+
+    /// Server RSS in KiB, when its pid is known.
+    pub fn server_rss_kib(&self) -> Option<u64> {
+        super::procfs::rss_kib(self.server_pid?)
+    }
+
+    /// Stops what this tool started (SIGTERM, then SIGKILL after 20 s) and removes its files.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let Some(mut s) = self.spawned else {
+            return Ok(());
+        };
+        if let Some(pid) = s.server.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        if tokio::time::timeout(Duration::from_secs(20), s.server.wait())
+            .await
+            .is_err()
+        {
+            s.server.kill().await?;
+        }
+        s.cluster.stop().await?;
+        let _ = std::fs::remove_dir_all(&s.dir);
+        Ok(())
+    }
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
