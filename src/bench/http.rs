@@ -235,8 +235,12 @@ impl SseConn {
             if self.ended {
                 return Ok(None);
             }
+            let before = self.body.len();
             if decode(&mut self.framing, &mut self.raw, &mut self.body)? {
                 self.ended = true;
+                continue;
+            }
+            if self.body.len() > before {
                 continue;
             }
             self.raw.reserve(READ_BYTES);

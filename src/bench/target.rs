@@ -11,7 +11,25 @@ use anyhow::{bail, Context};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
+
+/// Runs the server (`$@`) so that it gets SIGTERM however the load tool ends, even by
+/// SIGKILL (then SIGKILL 20 s later if it is still draining): the watchdog waits on a pipe from us that the kernel closes when we die (the
+/// same trick as `pg_embedded`'s). It prints the server's pid, then waits for it.
+const WATCHDOG: &str = r#"
+exec 3<&0
+"$@" </dev/null 3<&- >>"$BENCH_SERVER_LOG_FILE" 2>&1 &
+srv=$!
+echo "$srv"
+exec 1>&-
+{ read -r line <&3; kill -TERM "$srv"; sleep 20; kill -KILL "$srv"; } 2>/dev/null &
+rd=$!
+exec 3<&-
+wait "$srv"; st=$?
+kill "$rd" 2>/dev/null
+exit "$st"
+"#;
 
 pub struct Target {
     pub client: Client,
@@ -84,7 +102,9 @@ impl Target {
             None => std::env::current_exe()?,
         };
         let log = std::fs::File::create(dir.join("server.log"))?;
-        let server = Command::new(&bin)
+        let mut server = Command::new("/bin/sh")
+            .args(["-c", WATCHDOG, "bench-watchdog"])
+            .arg(&bin)
             .arg("serve")
             .args(["--database-url", &database_url])
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -94,18 +114,26 @@ impl Target {
             .args(["--idle-timeout", "1h", "--max-queued-inputs", "1000"])
             .env("AGENT_WEBKIT_AUTH_TOKEN", &token)
             .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()))
+            .env("BENCH_SERVER_LOG_FILE", dir.join("server.log"))
             .env_remove("AGENT_WEBKIT_NO_AUTH")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
+        // The watchdog prints the server's pid first.
+        let mut pid_line = String::new();
+        let stdout = server.stdout.take().context("watchdog stdout")?;
+        tokio::io::BufReader::new(stdout)
+            .read_line(&mut pid_line)
+            .await?;
+        let server_pid: u32 = pid_line.trim().parse().context("server pid from the watchdog")?;
         let client = Client::new(&format!("http://127.0.0.1:{port}"), Some(token)).await?;
         let target = Target {
             client,
             fixtures,
-            server_pid: server.id(),
+            server_pid: Some(server_pid),
             pg_pid: cluster.pid(),
             database_url: Some(database_url),
             ring_size: args.ring_size,
@@ -145,17 +173,17 @@ impl Target {
         let Some(mut s) = self.spawned else {
             return Ok(());
         };
-        if let Some(pid) = s.server.id() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await;
-        }
+        // Closing the watchdog's pipe makes it send SIGTERM (a graceful shutdown).
+        drop(s.server.stdin.take());
         if tokio::time::timeout(Duration::from_secs(20), s.server.wait())
             .await
             .is_err()
         {
-            s.server.kill().await?;
+            if let Some(pid) = self.server_pid {
+                let kill = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                let _ = kill.await;
+            }
+            let _ = s.server.wait().await;
         }
         s.cluster.stop().await?;
         let _ = std::fs::remove_dir_all(&s.dir);
