@@ -72,6 +72,11 @@ pub async fn run(
             streams.cancel();
         })
     };
+    // SSE frames are small writes: with Nagle's algorithm a frame that follows one not yet
+    // acknowledged waits for the ACK, up to the 40 ms delayed-ACK timer (BENCHMARKS.md, lag).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, crate::http::router(state))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;

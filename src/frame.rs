@@ -22,7 +22,10 @@ impl Frame {
     pub fn encode(seq: u64, event: &'static str, data: &str) -> Frame {
         let mut seq_buf = itoa::Buffer::new();
         let seq_str = seq_buf.format(seq);
-        let mut buf = BytesMut::with_capacity(20 + seq_str.len() + event.len() + data.len());
+        // Exactly the frame's size: one more byte would make the last `put_slice` reallocate,
+        // which copies the frame and doubles its buffer (measured: 2x the ring's memory).
+        let fixed = b"id: \nevent: \ndata: \n\n".len();
+        let mut buf = BytesMut::with_capacity(fixed + seq_str.len() + event.len() + data.len());
         buf.put_slice(b"id: ");
         buf.put_slice(seq_str.as_bytes());
         buf.put_slice(b"\nevent: ");
@@ -32,6 +35,7 @@ impl Frame {
         buf.put_slice(data.as_bytes());
         let end = buf.len();
         buf.put_slice(b"\n\n");
+        debug_assert_eq!(buf.len(), buf.capacity());
         Frame {
             seq,
             event,
