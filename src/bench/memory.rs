@@ -8,7 +8,8 @@
 //!   open while RSS is read; the growth divided by N is one idle stream's cost.
 //!
 //! RSS is what the kernel charges, allocator slack included, so these run first on a fresh
-//! server, and their sessions stay alive until the whole run ends (freed memory that the
+//! server, after a warm-up of M/10 sessions (which grows the buffers a host allocates once:
+//! the writer's connection, the pool's, the runtime's queues), and their sessions stay alive until the whole run ends (freed memory that the
 //! allocator keeps would otherwise be reused by the next run and hide its growth).
 
 use super::fixtures::Scenario;
@@ -74,6 +75,14 @@ pub async fn run(target: &Target, p: Params, keep: &mut Vec<String>) -> anyhow::
     let rss = || target.server_rss_kib().context("memory needs the server's pid (--server-pid)");
     let ring = target.ring_size;
     let mut counts = Counts::default();
+    // Warm-up: grows what the host allocates once (the writer's and the pool's connection
+    // buffers, runtime queues) so that the measured growth is the sessions' own.
+    let warm = Params {
+        sessions: (p.sessions / 10).max(1),
+        ..p
+    };
+    let (warm_ids, _) = fill(target, warm, &mut counts).await?;
+    keep.extend(warm_ids);
     tokio::time::sleep(SETTLE).await;
     let before = rss()?;
     let (ids, ring_bytes) = fill(target, p, &mut counts).await?;
