@@ -43,7 +43,13 @@ impl Frame {
     }
 
     /// Appends the frame to `buf` and splits it off.
-    fn write(buf: &mut BytesMut, seq_str: &str, seq: u64, event: &'static str, data: &str) -> Frame {
+    fn write(
+        buf: &mut BytesMut,
+        seq_str: &str,
+        seq: u64,
+        event: &'static str,
+        data: &str,
+    ) -> Frame {
         buf.put_slice(b"id: ");
         buf.put_slice(seq_str.as_bytes());
         buf.put_slice(b"\nevent: ");

@@ -50,10 +50,20 @@ impl CpuUse {
             self.client,
         )];
         if let Some(s) = self.server {
-            out.push(Metric::new(format!("{key}_server_cpu"), format!("{label}: server CPU"), "cores", s));
+            out.push(Metric::new(
+                format!("{key}_server_cpu"),
+                format!("{label}: server CPU"),
+                "cores",
+                s,
+            ));
         }
         if let Some(pg) = self.pg {
-            out.push(Metric::new(format!("{key}_pg_cpu"), format!("{label}: Postgres CPU"), "cores", pg));
+            out.push(Metric::new(
+                format!("{key}_pg_cpu"),
+                format!("{label}: Postgres CPU"),
+                "cores",
+                pg,
+            ));
         }
         out
     }

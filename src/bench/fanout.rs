@@ -74,10 +74,25 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
     let key = format!("fanout_k{k}");
     let label = format!("fan-out to {k}");
     let mut metrics = vec![
-        Metric::new(format!("{key}_spread_p50_ms"), format!("{label}: spread p50"), "ms", percentile(&spreads, 50.0)),
-        Metric::new(format!("{key}_spread_p99_ms"), format!("{label}: spread p99"), "ms", percentile(&spreads, 99.0))
-            .goal(Goal::AtMost(2.0)),
-        Metric::new(format!("{key}_spread_max_ms"), format!("{label}: spread max"), "ms", percentile(&spreads, 100.0)),
+        Metric::new(
+            format!("{key}_spread_p50_ms"),
+            format!("{label}: spread p50"),
+            "ms",
+            percentile(&spreads, 50.0),
+        ),
+        Metric::new(
+            format!("{key}_spread_p99_ms"),
+            format!("{label}: spread p99"),
+            "ms",
+            percentile(&spreads, 99.0),
+        )
+        .goal(Goal::AtMost(2.0)),
+        Metric::new(
+            format!("{key}_spread_max_ms"),
+            format!("{label}: spread max"),
+            "ms",
+            percentile(&spreads, 100.0),
+        ),
     ];
     metrics.extend(cpu.metrics(&key, &label));
     Ok(Measured {

@@ -45,7 +45,10 @@ impl Client {
             .as_ref()
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default();
-        format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}{extra}", self.host)
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}{extra}",
+            self.host
+        )
     }
 
     /// One request on its own connection; returns the status and the body.
@@ -104,7 +107,10 @@ impl Client {
     }
 
     pub async fn delete(&self, id: &str) -> anyhow::Result<()> {
-        match self.request("DELETE", &format!("/sessions/{id}"), None).await? {
+        match self
+            .request("DELETE", &format!("/sessions/{id}"), None)
+            .await?
+        {
             (204 | 404, _) => Ok(()),
             (s, b) => bail!("delete: {s} {}", String::from_utf8_lossy(&b)),
         }

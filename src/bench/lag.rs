@@ -110,13 +110,33 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
     let key = format!("lag_{}", p.rate as u64);
     let label = format!("lag at {} ev/s", p.rate as u64);
     let mut metrics = vec![
-        Metric::new(format!("{key}_p50_ms"), format!("{label}: commit->delivery p50"), "ms", percentile(&lags, 50.0))
-            .goal(Goal::AtMost(2.0))
-            .limit("limit_commit_ms"),
-        Metric::new(format!("{key}_p99_ms"), format!("{label}: commit->delivery p99"), "ms", percentile(&lags, 99.0))
-            .goal(Goal::AtMost(10.0)),
-        Metric::new(format!("{key}_max_ms"), format!("{label}: commit->delivery max"), "ms", percentile(&lags, 100.0)),
-        Metric::new(format!("{key}_achieved"), format!("{label}: achieved rate"), "events/s", achieved),
+        Metric::new(
+            format!("{key}_p50_ms"),
+            format!("{label}: commit->delivery p50"),
+            "ms",
+            percentile(&lags, 50.0),
+        )
+        .goal(Goal::AtMost(2.0))
+        .limit("limit_commit_ms"),
+        Metric::new(
+            format!("{key}_p99_ms"),
+            format!("{label}: commit->delivery p99"),
+            "ms",
+            percentile(&lags, 99.0),
+        )
+        .goal(Goal::AtMost(10.0)),
+        Metric::new(
+            format!("{key}_max_ms"),
+            format!("{label}: commit->delivery max"),
+            "ms",
+            percentile(&lags, 100.0),
+        ),
+        Metric::new(
+            format!("{key}_achieved"),
+            format!("{label}: achieved rate"),
+            "events/s",
+            achieved,
+        ),
     ];
     metrics.extend(cpu.metrics(&key, &label));
     Ok(Measured {

@@ -29,7 +29,12 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
     tokio::spawn(conn);
     let mut metrics = Vec::new();
     if let Some(us) = fdatasync_us().await {
-        metrics.push(Metric::new("limit_fdatasync_us", "pg_test_fsync: fdatasync 8 kB", "us", us));
+        metrics.push(Metric::new(
+            "limit_fdatasync_us",
+            "pg_test_fsync: fdatasync 8 kB",
+            "us",
+            us,
+        ));
     }
     for kind in ["json", "jsonb"] {
         let rate = copy_rate(&db, kind, p).await?;
@@ -41,8 +46,18 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
         ));
     }
     let ms = commit_ms(&db, p.commits).await?;
-    metrics.push(Metric::new("limit_commit_ms", "single-row INSERT commit", "ms", ms));
-    metrics.push(Metric::new("limit_commits_per_s", "single-row commits, 1 connection", "commits/s", 1e3 / ms));
+    metrics.push(Metric::new(
+        "limit_commit_ms",
+        "single-row INSERT commit",
+        "ms",
+        ms,
+    ));
+    metrics.push(Metric::new(
+        "limit_commits_per_s",
+        "single-row commits, 1 connection",
+        "commits/s",
+        1e3 / ms,
+    ));
     Ok(Measured {
         metrics,
         counts: None,
@@ -51,7 +66,11 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
 
 /// One `message_complete` payload as the throughput scenario produces it.
 fn sample_data(bytes: usize) -> String {
-    let text: String = "The quick brown fox jumps over the lazy dog. ".chars().cycle().take(bytes).collect();
+    let text: String = "The quick brown fox jumps over the lazy dog. "
+        .chars()
+        .cycle()
+        .take(bytes)
+        .collect();
     serde_json::json!({"message_id": "m_0_0", "message": {"id": "m_0_0", "role": "assistant",
         "content": [{"type": "text", "text": text}], "model": "bench", "stop_reason": "end_turn"}})
     .to_string()
@@ -71,7 +90,10 @@ async fn copy_rate(db: &tokio_postgres::Client, kind: &str, p: Params) -> anyhow
     let mut buf = String::with_capacity(1 << 20);
     for i in 0..p.copy_rows {
         let s = sessions[i % sessions.len()];
-        buf.push_str(&format!("{s}\t{}\tmessage_complete\t{data}\n", i / sessions.len() + 1));
+        buf.push_str(&format!(
+            "{s}\t{}\tmessage_complete\t{data}\n",
+            i / sessions.len() + 1
+        ));
         if buf.len() >= 1 << 20 {
             chunks.push(Bytes::from(std::mem::take(&mut buf)));
         }
@@ -79,7 +101,9 @@ async fn copy_rate(db: &tokio_postgres::Client, kind: &str, p: Params) -> anyhow
     chunks.push(Bytes::from(buf));
     let t0 = Instant::now();
     let sink = db
-        .copy_in(&format!("COPY {table} (session_id, seq, event, data) FROM STDIN"))
+        .copy_in(&format!(
+            "COPY {table} (session_id, seq, event, data) FROM STDIN"
+        ))
         .await?;
     futures::pin_mut!(sink);
     for chunk in chunks {
@@ -132,7 +156,9 @@ async fn fdatasync_us() -> Option<f64> {
 
 /// The first `fdatasync … ops/sec … usecs/op` line (the one-8kB-write section).
 fn parse_fdatasync(text: &str) -> Option<f64> {
-    let line = text.lines().find(|l| l.trim_start().starts_with("fdatasync"))?;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("fdatasync"))?;
     let words: Vec<&str> = line.split_whitespace().collect();
     let i = words.iter().position(|w| *w == "usecs/op")?;
     words.get(i.checked_sub(1)?)?.parse().ok()

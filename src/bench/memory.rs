@@ -32,7 +32,11 @@ const SETTLE: Duration = Duration::from_millis(500);
 const WORKERS: usize = 16;
 
 /// Fills `sessions` sessions; returns their ids and the bytes of the frames each ring holds.
-async fn fill(target: &Target, p: Params, counts: &mut Counts) -> anyhow::Result<(Vec<String>, f64)> {
+async fn fill(
+    target: &Target,
+    p: Params,
+    counts: &mut Counts,
+) -> anyhow::Result<(Vec<String>, f64)> {
     let ring = target.ring_size;
     let scenario = Scenario::new(1, ring, p.bytes);
     let fixture = scenario.write(&target.fixtures)?;
@@ -72,7 +76,11 @@ async fn fill(target: &Target, p: Params, counts: &mut Counts) -> anyhow::Result
 
 /// Runs both measurements; the sessions it made are added to `keep` (deleted at the end).
 pub async fn run(target: &Target, p: Params, keep: &mut Vec<String>) -> anyhow::Result<Measured> {
-    let rss = || target.server_rss_kib().context("memory needs the server's pid (--server-pid)");
+    let rss = || {
+        target
+            .server_rss_kib()
+            .context("memory needs the server's pid (--server-pid)")
+    };
     let ring = target.ring_size;
     let mut counts = Counts::default();
     // Warm-up: grows what the host allocates once (the writer's and the pool's connection
@@ -124,8 +132,13 @@ pub async fn run(target: &Target, p: Params, keep: &mut Vec<String>) -> anyhow::
                 "KiB",
                 ring_bytes / 1024.0,
             ),
-            Metric::new("memory_idle_stream_kib", "RSS per idle SSE stream", "KiB", per_stream / 1024.0)
-                .goal(Goal::AtMost(8.0)),
+            Metric::new(
+                "memory_idle_stream_kib",
+                "RSS per idle SSE stream",
+                "KiB",
+                per_stream / 1024.0,
+            )
+            .goal(Goal::AtMost(8.0)),
         ],
         counts: Some(counts),
     })

@@ -79,8 +79,12 @@ pub struct BenchArgs {
     pub no_fsync: bool,
 
     /// Scenarios to run, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',',
-          default_value = "limits,memory,throughput,fanout,resume,lag,takeover")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "limits,memory,throughput,fanout,resume,lag,takeover"
+    )]
     pub scenarios: Vec<ScenarioKind>,
 
     /// Runs of each scenario; the table shows the median and min–max.
@@ -187,7 +191,9 @@ pub async fn run_on(target: &Target, args: &BenchArgs) -> anyhow::Result<Report>
     let mut report = Report::default();
     let mut keep = Vec::new();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    report.notes.push(format!("load average at start: {}", load.trim()));
+    report
+        .notes
+        .push(format!("load average at start: {}", load.trim()));
     'scenarios: for &kind in &args.scenarios {
         if kind == ScenarioKind::Takeover {
             report.notes.push(
@@ -205,7 +211,9 @@ pub async fn run_on(target: &Target, args: &BenchArgs) -> anyhow::Result<Report>
                 let fut = run_one(target, v, &mut keep);
                 let measured = tokio::time::timeout(SCENARIO_TIMEOUT, fut)
                     .await
-                    .map_err(|_| anyhow::anyhow!("{kind:?} did not finish in {SCENARIO_TIMEOUT:?}"))?;
+                    .map_err(|_| {
+                        anyhow::anyhow!("{kind:?} did not finish in {SCENARIO_TIMEOUT:?}")
+                    })?;
                 match measured {
                     Ok(m) => {
                         m.metrics.into_iter().for_each(|x| report.push(x));
@@ -226,7 +234,9 @@ pub async fn run_on(target: &Target, args: &BenchArgs) -> anyhow::Result<Report>
         target.client.delete(&id).await?;
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    report.notes.push(format!("load average at end: {}", load.trim()));
+    report
+        .notes
+        .push(format!("load average at end: {}", load.trim()));
     Ok(report)
 }
 

@@ -41,7 +41,12 @@ pub struct Metric {
 }
 
 impl Metric {
-    pub fn new(key: impl Into<String>, label: impl Into<String>, unit: &'static str, value: f64) -> Metric {
+    pub fn new(
+        key: impl Into<String>,
+        label: impl Into<String>,
+        unit: &'static str,
+        value: f64,
+    ) -> Metric {
         Metric {
             key: key.into(),
             label: label.into(),
@@ -170,7 +175,11 @@ impl Report {
                 c.expected,
                 c.duplicates,
                 c.gaps,
-                if c.exact() { " (exactly once)" } else { " (MISMATCH)" }
+                if c.exact() {
+                    " (exactly once)"
+                } else {
+                    " (MISMATCH)"
+                }
             ));
         }
         for note in &self.notes {

@@ -109,7 +109,11 @@ impl Kind {
 /// One SSE frame, as far as the load tool cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parsed {
-    Event { id: u64, kind: Kind, len: usize },
+    Event {
+        id: u64,
+        kind: Kind,
+        len: usize,
+    },
     /// A comment (`: keepalive`) or a frame without id.
     Comment,
 }
@@ -144,7 +148,8 @@ mod tests {
     fn chunks_decode_across_arbitrary_splits() {
         let wire = b"5\r\nhello\r\nb;ext=1\r\n world, sse\r\n0\r\n\r\n";
         for split in 1..wire.len() {
-            let (mut dec, mut raw, mut out) = (Chunked::default(), BytesMut::new(), BytesMut::new());
+            let (mut dec, mut raw, mut out) =
+                (Chunked::default(), BytesMut::new(), BytesMut::new());
             raw.extend_from_slice(&wire[..split]);
             let mut done = dec.decode(&mut raw, &mut out).unwrap();
             raw.extend_from_slice(&wire[split..]);

@@ -81,7 +81,10 @@ impl Target {
     async fn spawn(args: &BenchArgs) -> anyhow::Result<Target> {
         let dir = std::env::temp_dir().join(format!("awk-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let fixtures = args.fixtures_dir.clone().unwrap_or_else(|| dir.join("fixtures"));
+        let fixtures = args
+            .fixtures_dir
+            .clone()
+            .unwrap_or_else(|| dir.join("fixtures"));
         std::fs::create_dir_all(&fixtures)?;
         let cluster = PgCluster::start(ClusterOptions {
             data_dir: dir.join("pg"),
@@ -113,7 +116,10 @@ impl Target {
             .args(["--ring-size", &args.ring_size.to_string()])
             .args(["--idle-timeout", "1h", "--max-queued-inputs", "1000"])
             .env("AGENT_WEBKIT_AUTH_TOKEN", &token)
-            .env("RUST_LOG", std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()),
+            )
             .env("BENCH_SERVER_LOG_FILE", dir.join("server.log"))
             .env_remove("AGENT_WEBKIT_NO_AUTH")
             .stdin(Stdio::piped())
@@ -128,7 +134,10 @@ impl Target {
         tokio::io::BufReader::new(stdout)
             .read_line(&mut pid_line)
             .await?;
-        let server_pid: u32 = pid_line.trim().parse().context("server pid from the watchdog")?;
+        let server_pid: u32 = pid_line
+            .trim()
+            .parse()
+            .context("server pid from the watchdog")?;
         let client = Client::new(&format!("http://127.0.0.1:{port}"), Some(token)).await?;
         let target = Target {
             client,
@@ -180,7 +189,9 @@ impl Target {
             .is_err()
         {
             if let Some(pid) = self.server_pid {
-                let kill = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                let kill = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
                 let _ = kill.await;
             }
             let _ = s.server.wait().await;

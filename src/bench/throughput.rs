@@ -6,11 +6,11 @@
 //! counts it once per subscriber. Every event is committed before delivery by construction of
 //! the server, so "delivered" here is "durable and delivered".
 
+use super::cpu::Cpu;
 use super::fixtures::Scenario;
 use super::report::{Counts, Goal, Metric};
 use super::subscriber::{follow, Follow};
 use super::target::Target;
-use super::cpu::Cpu;
 use super::Measured;
 use anyhow::Context;
 use futures::future::try_join_all;
@@ -35,9 +35,10 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
     let last = scenario.events();
     let ids = try_join_all((0..p.sessions).map(|_| client.create(&fixture))).await?;
     // Open every stream first: a subscriber is registered once its response head is in.
-    let conns = try_join_all(ids.iter().flat_map(|id| {
-        (0..p.subscribers).map(move |_| client.stream(id, 0))
-    }))
+    let conns = try_join_all(
+        ids.iter()
+            .flat_map(|id| (0..p.subscribers).map(move |_| client.stream(id, 0))),
+    )
     .await?;
     let cpu = Cpu::start(target);
     let t0 = Instant::now();
@@ -93,7 +94,19 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
             committed * k as f64 / elapsed,
         ),
     ];
-    metrics.extend(cpu.metrics(&format!("throughput_{tag}"), &format!("throughput {}x{k}", p.sessions)));
+    if let (Some(server), Some(pg)) = (cpu.server, cpu.pg) {
+        // Robust to other load on the machine: what the server and Postgres spend per event.
+        metrics.push(Metric::new(
+            format!("throughput_{tag}_events_per_cpu_s"),
+            format!("throughput {}x{k} per server+PG CPU-second", p.sessions),
+            "events/cpu-s",
+            committed / ((server + pg) * elapsed),
+        ));
+    }
+    metrics.extend(cpu.metrics(
+        &format!("throughput_{tag}"),
+        &format!("throughput {}x{k}", p.sessions),
+    ));
     Ok(Measured {
         metrics,
         counts: Some(counts),

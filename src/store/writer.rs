@@ -20,8 +20,8 @@
 //! publishing anything meanwhile; sessions feel it as backpressure on the bounded channel.
 
 use super::{Store, StoreError};
-use deadpool_postgres::Object;
 use crate::frame::Frame;
+use deadpool_postgres::Object;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;

@@ -58,7 +58,9 @@ async fn throughput_against_a_running_server_counts_every_event_once() {
     let c = counts(&report, "throughput");
     assert_eq!(c.expected, 2 * 4 * (1 + 2 * 21));
     assert!(c.exact(), "{c:?}");
-    assert!(report.summary("throughput_s2_k3_t2_m20_events_per_s").is_some());
+    assert!(report
+        .summary("throughput_s2_k3_t2_m20_events_per_s")
+        .is_some());
     assert!(report.table().contains("takeover: pending"));
 }
 
