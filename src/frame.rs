@@ -83,7 +83,7 @@ pub struct Encoder {
 
 impl Encoder {
     const FIRST_BLOCK: usize = 1024;
-    const MAX_BLOCK: usize = 16 * 1024;
+    const MAX_BLOCK: usize = 8 * 1024;
 
     pub fn encode(&mut self, seq: u64, event: &'static str, data: &str) -> Frame {
         let mut seq_buf = itoa::Buffer::new();
