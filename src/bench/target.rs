@@ -86,14 +86,7 @@ impl Target {
             .clone()
             .unwrap_or_else(|| dir.join("fixtures"));
         std::fs::create_dir_all(&fixtures)?;
-        let cluster = PgCluster::start(ClusterOptions {
-            data_dir: dir.join("pg"),
-            ephemeral: true,
-            fsync: !args.no_fsync,
-            port: None,
-        })
-        .await
-        .context("starting the throwaway PostgreSQL cluster")?;
+        let cluster = start_cluster(&dir.join("pg"), !args.no_fsync).await?;
         let database_url = cluster.url("postgres");
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -200,6 +193,28 @@ impl Target {
         let _ = std::fs::remove_dir_all(&s.dir);
         Ok(())
     }
+}
+
+/// Starts the throwaway cluster with `track_commit_timestamp = on`, so the lag scenario can
+/// read when each event's transaction committed. That setting needs a restart: the cluster is
+/// first started to set it (`ALTER SYSTEM`), then restarted from the same, ephemeral, dir.
+async fn start_cluster(dir: &std::path::Path, fsync: bool) -> anyhow::Result<PgCluster> {
+    let options = |ephemeral| ClusterOptions {
+        data_dir: dir.to_owned(),
+        ephemeral,
+        fsync,
+        port: None,
+    };
+    let first = PgCluster::start(options(false))
+        .await
+        .context("starting the throwaway PostgreSQL cluster")?;
+    let (db, conn) = tokio_postgres::connect(&first.url("postgres"), tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    db.batch_execute("ALTER SYSTEM SET track_commit_timestamp = on")
+        .await?;
+    drop(db);
+    first.stop().await?;
+    Ok(PgCluster::start(options(true)).await?)
 }
 
 fn random_token() -> String {
