@@ -151,7 +151,9 @@ impl Report {
             let target = row.goal.map(Goal::describe).unwrap_or_default();
             let vs_target = row
                 .goal
-                .map(|g| format!("{:.2}x", g.ratio(s.median)))
+                .map(|g| g.ratio(s.median))
+                .filter(|r| r.is_finite())
+                .map(|r| format!("{r:.2}x"))
                 .unwrap_or_default();
             let vs_limit = self
                 .limit_ratio(row, s.median)

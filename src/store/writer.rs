@@ -11,7 +11,7 @@
 //! The writer keeps one connection for itself instead of taking any from the pool per batch:
 //! tokio-postgres keeps each connection's buffers at the size of the largest message it sent,
 //! and a batch is up to a few MB, so rotating through the pool grew every pooled connection's
-//! buffers (measured: ~90 MB over a 32-connection pool, counted against sessions' memory).
+//! buffers (the memory bench's 200 sessions showed ~65 MB more RSS that way; BENCHMARKS.md).
 //! It also saves a pool checkout per batch. A connection that fails is dropped and replaced.
 //!
 //! Fencing (invariant 5) is part of the same statement (`sql/append.sql`): rows of sessions whose
@@ -134,9 +134,10 @@ async fn commit_with_retry(
 ) -> Result<HashSet<Uuid>, StoreError> {
     let mut backoff = Duration::from_millis(50);
     loop {
-        if conn.is_none() {
-            match store.client().await {
-                Ok(c) => *conn = Some(c),
+        let client = match conn {
+            Some(client) => client,
+            None => match store.client().await {
+                Ok(client) => conn.insert(client),
                 Err(e) if e.is_unavailable() && !shutdown.is_cancelled() => {
                     tracing::warn!(error = %e, "no connection for the writer; retrying");
                     tokio::time::sleep(backoff).await;
@@ -144,9 +145,8 @@ async fn commit_with_retry(
                     continue;
                 }
                 Err(e) => return Err(e),
-            }
-        }
-        let client = conn.as_ref().expect("connected above");
+            },
+        };
         let result = commit(client, host_id, batch).await;
         if result.is_err() {
             // It may be broken; a fresh one costs little next to a failed batch.
