@@ -30,6 +30,8 @@ pub enum Command {
     Audit(crate::audit::cli::AuditCommand),
     /// Fill a database with synthetic sessions, events and inputs (for benchmarks).
     Generate(crate::audit::generate::GenerateArgs),
+    /// Load a server over HTTP + SSE and report throughput, latency and memory (BENCHMARKS.md).
+    Bench(Box<crate::bench::BenchArgs>),
 }
 
 #[derive(Debug, Clone, Args)]

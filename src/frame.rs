@@ -4,6 +4,14 @@
 //! once, when the session appends it. The same [`Bytes`] then serve the group-commit writer (the
 //! `data` slice is what Postgres stores), the ring, and every subscriber (a refcount bump each),
 //! so fan-out to N subscribers costs no encoding and no copy.
+//!
+//! A live session encodes through an [`Encoder`], which packs consecutive frames into shared
+//! blocks instead of one allocation per frame. Per ~350-byte frame that saves the allocator's
+//! header and rounding and the 24-byte shared-buffer record that `Bytes` allocates on a frame's
+//! first clone (together ~12% of the frame), and two `malloc`s. A block is freed when its last
+//! frame leaves the ring (and every subscriber); the ring evicts oldest first, so at most the
+//! oldest and the newest block of a session are partly dead or unfilled. Blocks start small and
+//! double, so a quiet session holds about as much as its frames.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use std::ops::Range;
@@ -17,12 +25,31 @@ pub struct Frame {
     data: Range<usize>,
 }
 
+/// The constant bytes of a frame: `id: `, `\nevent: `, `\ndata: ` and the closing `\n\n`.
+const FIXED: usize = b"id: \nevent: \ndata: \n\n".len();
+
 impl Frame {
-    /// Encodes an event. `data` must be one line of JSON (serde_json's compact output is).
+    /// Encodes an event in a buffer of its own. `data` must be one line of JSON (serde_json's
+    /// compact output is).
     pub fn encode(seq: u64, event: &'static str, data: &str) -> Frame {
         let mut seq_buf = itoa::Buffer::new();
         let seq_str = seq_buf.format(seq);
-        let mut buf = BytesMut::with_capacity(20 + seq_str.len() + event.len() + data.len());
+        // Exactly the frame's size: one more byte would make the last `put_slice` reallocate,
+        // which copies the frame and doubles its buffer (measured: 2x the ring's memory).
+        let mut buf = BytesMut::with_capacity(FIXED + seq_str.len() + event.len() + data.len());
+        let frame = Frame::write(&mut buf, seq_str, seq, event, data);
+        debug_assert_eq!(buf.capacity(), 0);
+        frame
+    }
+
+    /// Appends the frame to `buf` and splits it off.
+    fn write(
+        buf: &mut BytesMut,
+        seq_str: &str,
+        seq: u64,
+        event: &'static str,
+        data: &str,
+    ) -> Frame {
         buf.put_slice(b"id: ");
         buf.put_slice(seq_str.as_bytes());
         buf.put_slice(b"\nevent: ");
@@ -35,7 +62,7 @@ impl Frame {
         Frame {
             seq,
             event,
-            bytes: buf.freeze(),
+            bytes: buf.split().freeze(),
             data: start..end,
         }
     }
@@ -44,6 +71,32 @@ impl Frame {
     pub fn data(&self) -> &str {
         // The range was cut from a `&str` in `encode`, so it is valid UTF-8 on char bounds.
         std::str::from_utf8(&self.bytes[self.data.clone()]).unwrap_or_default()
+    }
+}
+
+/// Encodes a session's frames into shared blocks (see the module docs).
+#[derive(Debug, Default)]
+pub struct Encoder {
+    block: BytesMut,
+    next_block: usize,
+}
+
+impl Encoder {
+    const FIRST_BLOCK: usize = 1024;
+    const MAX_BLOCK: usize = 8 * 1024;
+
+    pub fn encode(&mut self, seq: u64, event: &'static str, data: &str) -> Frame {
+        let mut seq_buf = itoa::Buffer::new();
+        let seq_str = seq_buf.format(seq);
+        let len = FIXED + seq_str.len() + event.len() + data.len();
+        if self.block.capacity() < len {
+            let size = self.next_block.max(Self::FIRST_BLOCK);
+            self.next_block = (size * 2).min(Self::MAX_BLOCK);
+            // The rest of the old block stays with its frames; a frame bigger than a block
+            // gets a buffer of its own.
+            self.block = BytesMut::with_capacity(size.max(len));
+        }
+        Frame::write(&mut self.block, seq_str, seq, event, data)
     }
 }
 
@@ -107,5 +160,23 @@ mod tests {
             b"id: 42\nevent: result\ndata: {\"subtype\":\"success\"}\n\n"
         );
         assert_eq!(f.data(), r#"{"subtype":"success"}"#);
+    }
+
+    #[test]
+    fn the_encoder_packs_frames_into_shared_blocks_with_the_same_bytes() {
+        let mut enc = Encoder::default();
+        let frames: Vec<Frame> = (1..=100)
+            .map(|seq| enc.encode(seq, names::RESULT, r#"{"subtype":"success"}"#))
+            .collect();
+        for f in &frames {
+            let alone = Frame::encode(f.seq, names::RESULT, r#"{"subtype":"success"}"#);
+            assert_eq!(f.bytes, alone.bytes);
+            assert_eq!(f.data(), alone.data());
+        }
+        // Consecutive frames of one block are adjacent in memory.
+        let (a, b) = (&frames[1].bytes, &frames[2].bytes);
+        assert_eq!(a.as_ptr().wrapping_add(a.len()), b.as_ptr());
+        let big = "x".repeat(40_000);
+        assert_eq!(enc.encode(101, names::RESULT, &big).data(), big);
     }
 }

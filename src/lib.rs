@@ -6,6 +6,7 @@ pub mod agent;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod error;
 pub mod frame;

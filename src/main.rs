@@ -14,13 +14,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => args.log_format,
         _ => LogFormat::Text,
     };
+    if let Command::Bench(args) = cli.command {
+        // The bench prints its report on stdout; its logs go to stderr.
+        telemetry::install(format, None, std::io::stderr)?;
+        return agent_webkit_server::bench::run(*args).await;
+    }
     let telemetry = telemetry::init(format)?;
     let result = match cli.command {
         Command::Serve(args) => app::serve(*args).await,
         Command::Migrate(db) => app::migrate(db).await,
         Command::Generate(args) => audit::generate::run(args).await,
         // Handled above, before the telemetry that would log to stdout.
-        Command::Audit(_) => Ok(()),
+        Command::Audit(_) | Command::Bench(_) => Ok(()),
     };
     telemetry.shutdown().await;
     result

@@ -172,6 +172,11 @@ impl PgCluster {
         self.port
     }
 
+    /// Pid of the watchdog: postgres and its backends are its descendants (for CPU accounting).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Fast shutdown; waits for postgres to exit (SIGKILL after 10 s).
     pub async fn stop(mut self) -> Result<(), EmbeddedError> {
         shutdown(&mut self.child, self.stdin).await?;

@@ -75,7 +75,10 @@ impl AgentRuntime for ReplayRuntime {
             None
         });
         let (commands, commands_rx) = mpsc::channel(64);
-        let (events_tx, events) = mpsc::channel(256);
+        // tokio's channel keeps the blocks it ever grew to (32 slots of ~120-byte events each)
+        // for reuse, so a capacity of 256 left ~30 KB per session after one long turn; 32 slots
+        // are one block, and the session task takes events one at a time anyway.
+        let (events_tx, events) = mpsc::channel(32);
         let player = Player {
             commands: commands_rx,
             events: events_tx,

@@ -46,6 +46,9 @@ impl axum::serve::Listener for StallTimeoutListener {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         // The plain listener's accept retries transient errors (e.g. out of file descriptors).
         let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        // SSE frames are small writes: with Nagle's algorithm a frame that follows one not yet
+        // acknowledged waits for the ACK, up to the 40 ms delayed-ACK timer (BENCHMARKS.md).
+        let _ = io.set_nodelay(true);
         let io = StallTimeout {
             inner: io,
             timeout: self.timeout,

@@ -16,7 +16,7 @@ use super::{ControlMsg, Deps, PendingAsk, PendingAsks, QueuedTurn, Session};
 use crate::agent::{
     AgentCommand, AgentError, AgentEvent, AgentHandle, Control, SessionConfig, StartSpec,
 };
-use crate::frame::{names, Frame};
+use crate::frame::{names, Encoder};
 use crate::metrics::EvictReason;
 use crate::store::inputs::{self, TurnState};
 use crate::store::sessions::{self, Claimed};
@@ -47,6 +47,8 @@ struct Actor {
     deps: Arc<Deps>,
     log: Arc<EventLog>,
     next_seq: u64,
+    /// Packs this session's frames into shared blocks (`frame` module docs).
+    encoder: Encoder,
     config: SessionConfig,
     resume_token: Option<String>,
     agent: Option<AgentHandle>,
@@ -110,6 +112,7 @@ pub(crate) fn spawn(deps: Arc<Deps>, id: Uuid, principal: &str, claimed: Claimed
         deps: deps.clone(),
         log: log.clone(),
         next_seq: claimed.last_seq + 1,
+        encoder: Encoder::default(),
         config: claimed.config,
         resume_token: claimed.resume_token,
         agent: None,
@@ -444,7 +447,7 @@ impl Actor {
         let frames = events
             .iter()
             .map(|e| {
-                let frame = Frame::encode(self.next_seq, e.name, &e.data);
+                let frame = self.encoder.encode(self.next_seq, e.name, &e.data);
                 self.next_seq += 1;
                 frame
             })

@@ -5,6 +5,11 @@
 //! shared [`Bytes`]; subscribers copy handles out under a short lock and never hold it across
 //! an await. A `watch` channel carries a version number only: subscribers re-read the ring when
 //! it changes, so a slow subscriber has no queue of its own that could grow.
+//!
+//! The ring holds only the frames' bytes (32 bytes of handle each): seqs are consecutive, so a
+//! frame's seq is `first + index`, and `done` is always the last event, so it is known from the
+//! state. A full [`Frame`] per slot (72 bytes) cost 20% of the frames' own size in memory for
+//! ~200-byte messages; the budget for everything beyond the frames is 25%.
 
 use crate::frame::{names, Frame};
 use crate::store::writer::CommitSink;
@@ -46,7 +51,9 @@ pub enum RingRead {
 }
 
 struct Ring {
-    frames: VecDeque<Frame>,
+    /// Consecutive frames `first ..= first + len - 1`.
+    frames: VecDeque<Bytes>,
+    first: u64,
     capacity: usize,
     /// Highest committed seq (the ring may be empty after a refill with no events).
     last: u64,
@@ -70,18 +77,18 @@ impl EventLog {
     /// A log holding `tail` (the newest committed frames, oldest first) up to `last`.
     pub fn new(session_id: Uuid, capacity: usize, tail: Vec<Frame>, last: u64) -> EventLog {
         let capacity = capacity.max(1);
-        let mut frames: VecDeque<Frame> = tail.into();
-        while frames.len() > capacity {
-            frames.pop_front();
-        }
-        let state = match frames.back() {
+        let state = match tail.last() {
             Some(f) if f.event == names::DONE => LogState::Done,
             _ => LogState::Open,
         };
+        let skip = tail.len().saturating_sub(capacity);
+        let first = tail.get(skip).map_or(last + 1, |f| f.seq);
+        let frames: VecDeque<Bytes> = tail.into_iter().skip(skip).map(|f| f.bytes).collect();
         EventLog {
             session_id,
             ring: Mutex::new(Ring {
                 frames,
+                first,
                 capacity,
                 last,
                 state,
@@ -104,7 +111,8 @@ impl EventLog {
 
     /// The oldest seq the ring can serve without Postgres.
     pub fn first_in_ring(&self) -> Option<u64> {
-        self.lock().frames.front().map(|f| f.seq)
+        let ring = self.lock();
+        (!ring.frames.is_empty()).then_some(ring.first)
     }
 
     /// Reads frames after `after`, up to about `max_bytes`.
@@ -113,26 +121,26 @@ impl EventLog {
         if after >= ring.last {
             return RingRead::UpToDate(ring.state);
         }
-        let Some(first) = ring.frames.front().map(|f| f.seq) else {
-            return RingRead::Behind;
-        };
-        if after + 1 < first {
+        if ring.frames.is_empty() || after + 1 < ring.first {
             return RingRead::Behind;
         }
-        let start = (after + 1 - first) as usize;
+        let start = (after + 1 - ring.first) as usize;
+        if start >= ring.frames.len() {
+            return RingRead::Behind;
+        }
         let mut chunks = Vec::new();
         let mut bytes = 0;
         let mut last = after;
-        let mut done = false;
         for f in ring.frames.range(start..) {
-            if bytes > 0 && bytes + f.bytes.len() > max_bytes {
+            if bytes > 0 && bytes + f.len() > max_bytes {
                 break;
             }
-            bytes += f.bytes.len();
-            chunks.push(f.bytes.clone());
-            last = f.seq;
-            done = f.event == names::DONE;
+            bytes += f.len();
+            chunks.push(f.clone());
+            last += 1;
         }
+        // `done` is always the session's last event.
+        let done = ring.state == LogState::Done && last == ring.last;
         let committed_at = (last == ring.last).then_some(ring.committed_at);
         RingRead::Frames {
             chunks,
@@ -207,14 +215,19 @@ impl CommitSink for EventLog {
             let mut ring = self.lock();
             ring.committed_at = Instant::now();
             for f in frames {
+                debug_assert_eq!(f.seq, ring.first + ring.frames.len() as u64);
                 ring.last = f.seq;
                 if f.event == names::DONE {
                     ring.state = LogState::Done;
                 }
+                if ring.frames.is_empty() {
+                    ring.first = f.seq;
+                }
                 if ring.frames.len() == ring.capacity {
                     ring.frames.pop_front();
+                    ring.first += 1;
                 }
-                ring.frames.push_back(f);
+                ring.frames.push_back(f.bytes);
             }
         }
         self.version.send_modify(|v| *v += 1);

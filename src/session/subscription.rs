@@ -12,6 +12,14 @@
 //! bounded, ~400 KiB). So a stalled client costs its cursor plus those two bounded buffers, not
 //! the events it has not read; a client that accepts nothing for `--sse-write-timeout` is
 //! dropped altogether (`http::conn`).
+//!
+//! The keepalive timer and the shutdown wait live as long as the subscription instead of being
+//! made anew at every wait: a new `sleep` registers in (and its drop removes from) the runtime's
+//! one timer wheel, and a new `cancelled()` registers with the host-wide shutdown token, both
+//! under locks that every subscriber of the host shares. With a hundred subscribers woken per
+//! event that was two contended lock round trips per subscriber per event (BENCHMARKS.md,
+//! fan-out). The timer is re-armed lazily: when it fires after data went out less than a
+//! keepalive ago, it is moved to that time plus the interval instead of sending a comment.
 
 use super::log::{EventLog, LogState, RingRead};
 use super::{Deps, SessionError};
@@ -19,10 +27,12 @@ use crate::frame::KEEPALIVE;
 use crate::metrics::{Metrics, Resume412};
 use crate::store::{events, Store};
 use bytes::{Bytes, BytesMut};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use uuid::Uuid;
 
 /// Events per Postgres page (pages are also cut at `--sse-buffer-bytes`).
@@ -36,7 +46,11 @@ pub struct Subscription {
     after: u64,
     end: u64,
     keepalive: Duration,
-    shutdown: CancellationToken,
+    /// Fires when a keepalive may be due; see the module docs.
+    timer: Pin<Box<Sleep>>,
+    /// When bytes last went out.
+    sent_at: Instant,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     finished: bool,
     metrics: Arc<Metrics>,
     /// Most bytes taken at once (`--sse-buffer-bytes`).
@@ -88,7 +102,9 @@ impl Subscription {
             after,
             end: last,
             keepalive: deps.keepalive,
-            shutdown: deps.shutdown.clone(),
+            timer: Box::pin(tokio::time::sleep(deps.keepalive)),
+            sent_at: Instant::now(),
+            shutdown: Box::pin(deps.shutdown.clone().cancelled_owned()),
             finished: false,
             metrics: deps.metrics.clone(),
             chunk_bytes: deps.sse_buffer_bytes,
@@ -101,8 +117,9 @@ impl Subscription {
             return None;
         }
         let chunk = self.step().await;
-        if chunk.is_none() {
-            self.finished = true;
+        match chunk {
+            Some(_) => self.sent_at = Instant::now(),
+            None => self.finished = true,
         }
         chunk
     }
@@ -145,10 +162,16 @@ impl Subscription {
                                 return None;
                             }
                         }
-                        _ = tokio::time::sleep(self.keepalive) => {
+                        _ = self.timer.as_mut() => {
+                            let due = self.sent_at + self.keepalive;
+                            if due > Instant::now() {
+                                self.timer.as_mut().reset(due);
+                                continue;
+                            }
+                            self.timer.as_mut().reset(Instant::now() + self.keepalive);
                             return Some(Bytes::from_static(KEEPALIVE));
                         }
-                        _ = self.shutdown.cancelled() => return None,
+                        _ = self.shutdown.as_mut() => return None,
                     }
                 }
                 RingRead::UpToDate(LogState::Done | LogState::Gone) => return None,

@@ -8,6 +8,12 @@
 //! Batching needs no timer: while one batch commits, the next accumulates in the channel, so
 //! batches grow with load and a lone event commits at once.
 //!
+//! The writer keeps one connection for itself instead of taking any from the pool per batch:
+//! tokio-postgres keeps each connection's buffers at the size of the largest message it sent,
+//! and a batch is up to a few MB, so rotating through the pool grew every pooled connection's
+//! buffers (the memory bench's 200 sessions showed ~65 MB more RSS that way; BENCHMARKS.md).
+//! It also saves a pool checkout per batch. A connection that fails is dropped and replaced.
+//!
 //! Fencing (invariant 5) is part of the same statement (`sql/append.sql`): rows of sessions whose
 //! epoch is no longer the writer's are not inserted, and those sessions are told they are fenced.
 //! Transient failures (Postgres down or restarting) are retried with backoff, in order, without
@@ -24,6 +30,7 @@
 use super::{Store, StoreError};
 use crate::frame::Frame;
 use crate::metrics::Metrics;
+use deadpool_postgres::Object;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -138,6 +145,9 @@ async fn run(
 ) {
     let mut batch: Vec<Append> = Vec::new();
     let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
+    // The writer's own connection, kept across batches (issue 7: pooled connections' buffers
+    // grew to the batch size on every connection of the pool).
+    let mut conn = None;
     while let Some((first, permit)) = rx.recv().await {
         let mut events = first.frames.len();
         batch.push(first);
@@ -160,7 +170,7 @@ async fn run(
             host_id,
         );
         let started = Instant::now();
-        let outcome = commit_with_retry(&store, host_id, &batch, &shutdown)
+        let outcome = commit_with_retry(&store, &mut conn, host_id, &batch, &shutdown)
             .instrument(span)
             .await;
         metrics
@@ -197,13 +207,32 @@ async fn run(
 /// stored (the others were fenced).
 async fn commit_with_retry(
     store: &Store,
+    conn: &mut Option<Object>,
     host_id: i32,
     batch: &[Append],
     shutdown: &CancellationToken,
 ) -> Result<HashSet<Uuid>, StoreError> {
     let mut backoff = Duration::from_millis(50);
     loop {
-        match commit(store, host_id, batch).await {
+        let client = match conn {
+            Some(client) => client,
+            None => match store.client().await {
+                Ok(client) => conn.insert(client),
+                Err(e) if e.is_unavailable() && !shutdown.is_cancelled() => {
+                    tracing::warn!(error = %e, "no connection for the writer; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        let result = commit(client, host_id, batch).await;
+        if result.is_err() {
+            // It may be broken; a fresh one costs little next to a failed batch.
+            *conn = None;
+        }
+        match result {
             Err(e) if e.is_unavailable() && !shutdown.is_cancelled() => {
                 tracing::warn!(error = %e, "commit failed; retrying");
                 tokio::time::sleep(backoff).await;
@@ -215,7 +244,7 @@ async fn commit_with_retry(
 }
 
 async fn commit(
-    store: &Store,
+    client: &Object,
     host_id: i32,
     batch: &[Append],
 ) -> Result<HashSet<Uuid>, StoreError> {
@@ -238,7 +267,6 @@ async fn commit(
             datas.push(f.data());
         }
     }
-    let client = store.client().await?;
     let stmt = client
         .prepare_cached(include_str!("sql/append.sql"))
         .await?;

@@ -5,6 +5,7 @@ mod support;
 mod audit;
 mod audit_cli;
 mod bad_input;
+mod bench;
 mod claude;
 mod durability;
 mod failover;

@@ -1,0 +1,188 @@
+//! Commit→delivery lag under a fixed event rate.
+//!
+//! The load tool cannot see inside the server, and a scenario cannot carry timestamps, so the
+//! reference points come from Postgres, read after the run for every event:
+//! - **commit**: `pg_xact_commit_timestamp(xmin)`, when the transaction that inserted the event
+//!   wrote its commit record (just before the WAL flush). Needs `track_commit_timestamp = on`,
+//!   which the tool sets on the cluster it starts. Lag = WAL flush + the answer to the server +
+//!   publish + SSE write + the client's read: this is the target's commit→delivery.
+//! - **insert**: `events.created_at` (`now()`, the start of that transaction, which is one
+//!   statement per batch). Lag = insert + commit + the rest. Always available; used for the
+//!   target when commit timestamps are not.
+//!
+//! Both clocks are the same machine's realtime clock (the tool maps its monotonic arrival
+//! instants onto it through one anchor). Neither includes the wait in the writer's queue while
+//! the previous batch commits (at most one commit), so emit→delivery is at most the insert
+//! figure plus one commit.
+//!
+//! The rate comes from the agent: each session plays bursts of n messages separated by 10 ms
+//! `delay` steps. Timers overshoot, so the achieved rate is measured and reported too.
+
+use super::cpu::Cpu;
+use super::fixtures::Scenario;
+use super::report::{Counts, Goal, Metric};
+use super::stats::{percentile, sort};
+use super::subscriber::{follow, Follow};
+use super::target::Target;
+use super::Measured;
+use anyhow::Context;
+use futures::future::try_join_all;
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    pub sessions: usize,
+    pub rate: f64,
+    pub seconds: f64,
+    pub bytes: usize,
+}
+
+const PERIOD_S: f64 = 0.010;
+
+pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
+    let url = target
+        .database_url
+        .as_deref()
+        .context("the lag scenario reads events.created_at: give --database-url")?;
+    let per_burst = ((p.rate / p.sessions as f64) * PERIOD_S).round().max(1.0) as usize;
+    let bursts = (p.seconds / PERIOD_S).round().max(1.0) as usize;
+    let scenario = Scenario::new(1, per_burst * bursts, p.bytes).paced(per_burst, PERIOD_S);
+    let fixture = scenario.write(&target.fixtures)?;
+    let client = &target.client;
+    let last = scenario.events();
+    let ids = try_join_all((0..p.sessions).map(|_| client.create(&fixture))).await?;
+    let conns = try_join_all(ids.iter().map(|id| client.stream(id, 0))).await?;
+    let opts = Follow {
+        until: last,
+        record_times: true,
+        tail_from: u64::MAX,
+    };
+    let readers: Vec<_> = conns
+        .into_iter()
+        .map(|c| tokio::spawn(follow(c, 0, opts)))
+        .collect();
+    let (anchor_sys, anchor) = (SystemTime::now(), Instant::now());
+    let cpu = Cpu::start(target);
+    try_join_all(ids.iter().map(|id| client.say(id, "go"))).await?;
+    let mut arrivals: Vec<HashMap<u64, Instant>> = Vec::new();
+    let mut counts = Counts::default();
+    for r in readers {
+        let f = r.await.context("subscriber task")??;
+        counts.add(Counts {
+            expected: last,
+            received: f.received,
+            duplicates: f.duplicates,
+            gaps: f.gaps,
+        });
+        arrivals.push(f.times.into_iter().collect());
+    }
+    let elapsed = anchor.elapsed().as_secs_f64();
+    let cpu = cpu.finish(target, elapsed);
+
+    let anchor_us = anchor_sys.duration_since(UNIX_EPOCH)?.as_micros() as i64;
+    let (db, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let tracked: String = db
+        .query_one("SELECT current_setting('track_commit_timestamp')", &[])
+        .await?
+        .get(0);
+    let commit_ts = if tracked == "on" {
+        "pg_xact_commit_timestamp(xmin)"
+    } else {
+        "NULL::timestamptz"
+    };
+    let (mut from_insert, mut from_commit) = (Vec::new(), Vec::new());
+    let (mut first, mut latest) = (None::<Instant>, None::<Instant>);
+    for (id, times) in ids.iter().zip(&arrivals) {
+        let sid: uuid::Uuid = id.parse()?;
+        let rows = db
+            .query(
+                &format!(
+                    "SELECT seq, (extract(epoch FROM created_at) * 1000000)::int8, \
+                     (extract(epoch FROM {commit_ts}) * 1000000)::int8 \
+                     FROM events WHERE session_id = $1 AND seq > 1"
+                ),
+                &[&sid],
+            )
+            .await?;
+        for row in rows {
+            let (seq, created_us): (i64, i64) = (row.get(0), row.get(1));
+            let committed_us: Option<i64> = row.get(2);
+            let Some(at) = times.get(&(seq as u64)) else {
+                continue;
+            };
+            first = Some(first.map_or(*at, |f| f.min(*at)));
+            latest = Some(latest.map_or(*at, |l| l.max(*at)));
+            let arrival_us = anchor_us + (*at - anchor).as_micros() as i64;
+            from_insert.push((arrival_us - created_us) as f64 / 1e3);
+            if let Some(c) = committed_us {
+                from_commit.push((arrival_us - c) as f64 / 1e3);
+            }
+        }
+    }
+    try_join_all(ids.iter().map(|id| client.delete(id))).await?;
+    let span = match (first, latest) {
+        (Some(f), Some(l)) => (l - f).as_secs_f64(),
+        _ => f64::NAN,
+    };
+    let achieved = from_insert.len() as f64 / span;
+    let key = format!("lag_{}", p.rate as u64);
+    let label = format!("lag at {} ev/s", p.rate as u64);
+    // The target is commit->delivery; without commit timestamps the insert-based figure (an
+    // upper bound of it) stands in, under its own name.
+    let (target_key, target_label, target) = if from_commit.is_empty() {
+        ("insert", "insert->delivery", sort(from_insert.clone()))
+    } else {
+        ("commit", "commit->delivery", sort(from_commit))
+    };
+    let from_insert = sort(from_insert);
+    let mut metrics = vec![
+        Metric::new(
+            format!("{key}_{target_key}_p50_ms"),
+            format!("{label}: {target_label} p50"),
+            "ms",
+            percentile(&target, 50.0),
+        )
+        .goal(Goal::AtMost(2.0))
+        .limit("limit_commit_ms"),
+        Metric::new(
+            format!("{key}_{target_key}_p99_ms"),
+            format!("{label}: {target_label} p99"),
+            "ms",
+            percentile(&target, 99.0),
+        )
+        .goal(Goal::AtMost(10.0)),
+        Metric::new(
+            format!("{key}_{target_key}_max_ms"),
+            format!("{label}: {target_label} max"),
+            "ms",
+            percentile(&target, 100.0),
+        ),
+    ];
+    if target_key == "commit" {
+        metrics.push(Metric::new(
+            format!("{key}_insert_p50_ms"),
+            format!("{label}: insert->delivery p50"),
+            "ms",
+            percentile(&from_insert, 50.0),
+        ));
+        metrics.push(Metric::new(
+            format!("{key}_insert_p99_ms"),
+            format!("{label}: insert->delivery p99"),
+            "ms",
+            percentile(&from_insert, 99.0),
+        ));
+    }
+    metrics.push(Metric::new(
+        format!("{key}_achieved"),
+        format!("{label}: achieved rate"),
+        "events/s",
+        achieved,
+    ));
+    metrics.extend(cpu.metrics(&key, &label));
+    Ok(Measured {
+        metrics,
+        counts: Some(counts),
+    })
+}

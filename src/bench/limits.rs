@@ -1,0 +1,177 @@
+//! The raw limits of this machine, measured next to the figures so ratios are same-day:
+//! - `pg_test_fsync`'s fdatasync time for one 8 kB write (the floor of one durable commit),
+//!   when the binary is found;
+//! - Postgres COPY of small JSON rows shaped like `events` (the ingest ceiling), `json` and
+//!   `jsonb` (the design asks what `jsonb` costs on the hot path);
+//! - single-row INSERT commits from one connection (what group commit saves us from).
+
+use super::report::Metric;
+use super::target::Target;
+use super::Measured;
+use anyhow::Context;
+use bytes::Bytes;
+use futures::SinkExt;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    pub copy_rows: usize,
+    pub commits: usize,
+    pub bytes: usize,
+}
+
+pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
+    let url = target
+        .database_url
+        .as_deref()
+        .context("the limits scenario needs --database-url")?;
+    let (db, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let mut metrics = Vec::new();
+    if let Some(us) = fdatasync_us().await {
+        metrics.push(Metric::new(
+            "limit_fdatasync_us",
+            "pg_test_fsync: fdatasync 8 kB",
+            "us",
+            us,
+        ));
+    }
+    for kind in ["json", "jsonb"] {
+        let rate = copy_rate(&db, kind, p).await?;
+        metrics.push(Metric::new(
+            format!("limit_copy_{kind}_rows_per_s"),
+            format!("COPY of small {kind} rows"),
+            "rows/s",
+            rate,
+        ));
+    }
+    let ms = commit_ms(&db, p.commits).await?;
+    metrics.push(Metric::new(
+        "limit_commit_ms",
+        "single-row INSERT commit",
+        "ms",
+        ms,
+    ));
+    metrics.push(Metric::new(
+        "limit_commits_per_s",
+        "single-row commits, 1 connection",
+        "commits/s",
+        1e3 / ms,
+    ));
+    Ok(Measured {
+        metrics,
+        counts: None,
+    })
+}
+
+/// One `message_complete` payload as the throughput scenario produces it.
+fn sample_data(bytes: usize) -> String {
+    let text: String = "The quick brown fox jumps over the lazy dog. "
+        .chars()
+        .cycle()
+        .take(bytes)
+        .collect();
+    serde_json::json!({"message_id": "m_0_0", "message": {"id": "m_0_0", "role": "assistant",
+        "content": [{"type": "text", "text": text}], "model": "bench", "stop_reason": "end_turn"}})
+    .to_string()
+}
+
+async fn copy_rate(db: &tokio_postgres::Client, kind: &str, p: Params) -> anyhow::Result<f64> {
+    let table = format!("bench_copy_{kind}");
+    db.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (session_id uuid NOT NULL, \
+         seq int8 NOT NULL, event text NOT NULL, data {kind} NOT NULL, \
+         created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (session_id, seq))"
+    ))
+    .await?;
+    let data = sample_data(p.bytes);
+    let sessions: Vec<uuid::Uuid> = (0..10).map(|_| uuid::Uuid::new_v4()).collect();
+    let mut chunks = Vec::new();
+    let mut buf = String::with_capacity(1 << 20);
+    for i in 0..p.copy_rows {
+        let s = sessions[i % sessions.len()];
+        buf.push_str(&format!(
+            "{s}\t{}\tmessage_complete\t{data}\n",
+            i / sessions.len() + 1
+        ));
+        if buf.len() >= 1 << 20 {
+            chunks.push(Bytes::from(std::mem::take(&mut buf)));
+        }
+    }
+    chunks.push(Bytes::from(buf));
+    let t0 = Instant::now();
+    let sink = db
+        .copy_in(&format!(
+            "COPY {table} (session_id, seq, event, data) FROM STDIN"
+        ))
+        .await?;
+    futures::pin_mut!(sink);
+    for chunk in chunks {
+        sink.send(chunk).await?;
+    }
+    sink.finish().await?;
+    let rate = p.copy_rows as f64 / t0.elapsed().as_secs_f64();
+    db.batch_execute(&format!("DROP TABLE {table}")).await?;
+    Ok(rate)
+}
+
+async fn commit_ms(db: &tokio_postgres::Client, n: usize) -> anyhow::Result<f64> {
+    db.batch_execute(
+        "DROP TABLE IF EXISTS bench_commit; CREATE TABLE bench_commit \
+         (session_id uuid, seq int8, data json, PRIMARY KEY (session_id, seq))",
+    )
+    .await?;
+    let stmt = db
+        .prepare("INSERT INTO bench_commit VALUES ($1, $2, $3::text::json)")
+        .await?;
+    let (sid, data) = (uuid::Uuid::new_v4(), sample_data(200));
+    let t0 = Instant::now();
+    for i in 0..n as i64 {
+        db.execute(&stmt, &[&sid, &i, &data]).await?;
+    }
+    let ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
+    db.batch_execute("DROP TABLE bench_commit").await?;
+    Ok(ms)
+}
+
+/// Runs `pg_test_fsync -s 1` in the temp dir (the same filesystem as the throwaway cluster)
+/// and returns its fdatasync µs per 8 kB write.
+async fn fdatasync_us() -> Option<f64> {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("bin/pg_test_fsync"))
+        .filter(|p| p.is_file())
+        .max()?;
+    let file = std::env::temp_dir().join(format!("awk-bench-fsync-{}", std::process::id()));
+    let out = tokio::process::Command::new(bin)
+        .args(["-s", "1", "-f"])
+        .arg(&file)
+        .output()
+        .await
+        .ok()?;
+    let _ = std::fs::remove_file(&file);
+    parse_fdatasync(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The first `fdatasync … ops/sec … usecs/op` line (the one-8kB-write section).
+fn parse_fdatasync(text: &str) -> Option<f64> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("fdatasync"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let i = words.iter().position(|w| *w == "usecs/op")?;
+    words.get(i.checked_sub(1)?)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_pg_test_fsync_output() {
+        let out = "Compare file sync methods using one 8kB write:\n\
+                   (in wal_sync_method preference order, except fdatasync is Linux's default)\n\
+                   \x20       open_datasync                      7931.118 ops/sec     126 usecs/op\n\
+                   \x20       fdatasync                          7960.281 ops/sec     126 usecs/op\n";
+        assert_eq!(super::parse_fdatasync(out), Some(126.0));
+    }
+}

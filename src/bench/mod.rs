@@ -1,0 +1,332 @@
+//! `agent-webkit-server bench`: a black-box load generator over HTTP + SSE.
+//!
+//! It drives a server it starts itself (the server binary on a throwaway embedded Postgres,
+//! fsync on) or one already running (`--url`), with replay scenarios it writes to the fixtures
+//! directory that server reads, and prints a table and one JSON line. Every scenario checks
+//! that each subscriber received every event exactly once; the figures are only reported
+//! beside those counts.
+//!
+//! The client is built not to be the bottleneck: raw sockets, incremental chunked + SSE
+//! parsing without strings or JSON ([`sse`]), all connections on the one multi-threaded
+//! runtime of `main`, and its own CPU time reported next to each figure ([`cpu`]).
+//!
+//! Scenarios: [`limits`], [`memory`], [`throughput`], [`fanout`], [`resume`], [`lag`], and
+//! takeover (pending: it needs several hosts behind a load balancer).
+
+pub mod cpu;
+pub mod fanout;
+pub mod fixtures;
+pub mod http;
+pub mod lag;
+pub mod limits;
+pub mod memory;
+pub mod procfs;
+pub mod report;
+pub mod resume;
+pub mod sse;
+pub mod stats;
+pub mod subscriber;
+pub mod target;
+pub mod throughput;
+
+use clap::{Args, ValueEnum};
+use report::{Counts, Metric, Report};
+use std::path::PathBuf;
+use std::time::Duration;
+use target::Target;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScenarioKind {
+    Limits,
+    Memory,
+    Throughput,
+    Fanout,
+    Resume,
+    Lag,
+    Takeover,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Server to load (e.g. http://127.0.0.1:8080). Without it, the tool starts the server
+    /// binary itself on a throwaway embedded PostgreSQL and stops both at the end.
+    #[arg(long)]
+    pub url: Option<String>,
+
+    /// Bearer token for --url (the environment variable keeps it out of `ps`).
+    #[arg(long, env = "AGENT_WEBKIT_BENCH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Directory the server reads scenarios from (its --fixtures). Required with --url;
+    /// otherwise a temporary directory.
+    #[arg(long)]
+    pub fixtures_dir: Option<PathBuf>,
+
+    /// With --url: the server's pid, for its CPU and RSS (memory scenarios need it).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
+    /// With --url: the server's database, for the lag and limits scenarios.
+    #[arg(long, env = "BENCH_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Server binary to start (default: this executable).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+
+    /// Start the throwaway Postgres with fsync off (for comparison only: not durable).
+    #[arg(long)]
+    pub no_fsync: bool,
+
+    /// Scenarios to run, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "limits,memory,throughput,fanout,resume,lag,takeover"
+    )]
+    pub scenarios: Vec<ScenarioKind>,
+
+    /// Runs of each scenario; the table shows the median and min–max.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+
+    /// Bytes of text per assistant message.
+    #[arg(long, default_value_t = 200)]
+    pub message_bytes: usize,
+
+    /// Throughput: sessions.
+    #[arg(long, default_value_t = 10)]
+    pub sessions: usize,
+
+    /// Throughput: subscribers per session; several values run several variants.
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    pub subscribers: Vec<usize>,
+
+    /// Throughput: turns per session.
+    #[arg(long, default_value_t = 10)]
+    pub turns: usize,
+
+    /// Throughput: assistant messages per turn.
+    #[arg(long, default_value_t = 500)]
+    pub messages: usize,
+
+    /// Fan-out: subscribers of the one session.
+    #[arg(long, default_value_t = 100)]
+    pub fanout_subscribers: usize,
+
+    /// Fan-out: events.
+    #[arg(long, default_value_t = 400)]
+    pub fanout_events: usize,
+
+    /// Fan-out: events per second (paced by the agent).
+    #[arg(long, default_value_t = 200.0)]
+    pub fanout_rate: f64,
+
+    /// Resume: events in the session that is replayed.
+    #[arg(long, default_value_t = 100_000)]
+    pub resume_events: usize,
+
+    /// Lag: total events per second over all lag sessions.
+    #[arg(long, default_value_t = 5000.0)]
+    pub lag_rate: f64,
+
+    /// Lag: sessions sharing that rate (one subscriber each).
+    #[arg(long, default_value_t = 10)]
+    pub lag_sessions: usize,
+
+    /// Lag: seconds of load.
+    #[arg(long, default_value_t = 5.0)]
+    pub lag_seconds: f64,
+
+    /// Memory: sessions filled to a full ring.
+    #[arg(long, default_value_t = 200)]
+    pub memory_sessions: usize,
+
+    /// Memory: idle SSE streams.
+    #[arg(long, default_value_t = 1000)]
+    pub idle_streams: usize,
+
+    /// Ring size of the started server (with --url: that server's --ring-size).
+    #[arg(long, default_value_t = 1000)]
+    pub ring_size: usize,
+
+    /// Limits: rows per COPY.
+    #[arg(long, default_value_t = 200_000)]
+    pub copy_rows: usize,
+
+    /// Print only the JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What one run of a scenario measured.
+pub struct Measured {
+    pub metrics: Vec<Metric>,
+    pub counts: Option<Counts>,
+}
+
+/// Upper bound of one scenario run: the tool always stops by itself.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `agent-webkit-server bench`.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let target = Target::new(&args).await?;
+    let result = run_on(&target, &args).await;
+    target.stop().await?;
+    let report = result?;
+    if !args.json {
+        println!("{}", report.table());
+    }
+    println!("{}", report.json(config_json(&args)));
+    anyhow::ensure!(
+        report.counts.iter().all(|(_, c)| c.exact()),
+        "some subscriber did not receive every event exactly once"
+    );
+    Ok(())
+}
+
+/// Runs the chosen scenarios against `target` (the smoke tests call this directly).
+pub async fn run_on(target: &Target, args: &BenchArgs) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    let mut keep = Vec::new();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    report
+        .notes
+        .push(format!("load average at start: {}", load.trim()));
+    'scenarios: for &kind in &args.scenarios {
+        if kind == ScenarioKind::Takeover {
+            report.notes.push(
+                "takeover: pending: needs several hosts behind a load balancer (multi-host work)"
+                    .into(),
+            );
+            continue;
+        }
+        for run in 0..args.runs.max(1) {
+            let variants = variants(kind, args);
+            for v in variants {
+                if !args.json {
+                    eprintln!("bench: {kind:?} run {}/{}", run + 1, args.runs);
+                }
+                let fut = run_one(target, v, &mut keep);
+                let measured = tokio::time::timeout(SCENARIO_TIMEOUT, fut)
+                    .await
+                    .map_err(|_| {
+                        anyhow::anyhow!("{kind:?} did not finish in {SCENARIO_TIMEOUT:?}")
+                    })?;
+                match measured {
+                    Ok(m) => {
+                        m.metrics.into_iter().for_each(|x| report.push(x));
+                        if let Some(c) = m.counts {
+                            report.count(&format!("{kind:?}").to_lowercase(), c);
+                        }
+                    }
+                    Err(e) if is_missing_input(&e) => {
+                        report.notes.push(format!("{kind:?} skipped: {e}"));
+                        continue 'scenarios;
+                    }
+                    Err(e) => return Err(e.context(format!("{kind:?}"))),
+                }
+            }
+        }
+    }
+    for id in keep {
+        target.client.delete(&id).await?;
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    report
+        .notes
+        .push(format!("load average at end: {}", load.trim()));
+    Ok(report)
+}
+
+/// Scenarios skip (rather than fail) when the target lacks what they read.
+fn is_missing_input(e: &anyhow::Error) -> bool {
+    let text = e.to_string();
+    text.contains("--database-url") || text.contains("--server-pid")
+}
+
+enum Variant {
+    Limits(limits::Params),
+    Memory(memory::Params),
+    Throughput(throughput::Params),
+    Fanout(fanout::Params),
+    Resume(resume::Params),
+    Lag(lag::Params),
+}
+
+fn variants(kind: ScenarioKind, a: &BenchArgs) -> Vec<Variant> {
+    let bytes = a.message_bytes;
+    match kind {
+        ScenarioKind::Limits => vec![Variant::Limits(limits::Params {
+            copy_rows: a.copy_rows,
+            commits: 2000,
+            bytes,
+        })],
+        ScenarioKind::Memory => vec![Variant::Memory(memory::Params {
+            sessions: a.memory_sessions,
+            idle_streams: a.idle_streams,
+            bytes,
+        })],
+        ScenarioKind::Throughput => a
+            .subscribers
+            .iter()
+            .map(|&k| {
+                Variant::Throughput(throughput::Params {
+                    sessions: a.sessions,
+                    subscribers: k,
+                    turns: a.turns,
+                    messages: a.messages,
+                    bytes,
+                })
+            })
+            .collect(),
+        ScenarioKind::Fanout => vec![Variant::Fanout(fanout::Params {
+            subscribers: a.fanout_subscribers,
+            events: a.fanout_events,
+            rate: a.fanout_rate,
+            bytes,
+        })],
+        ScenarioKind::Resume => vec![Variant::Resume(resume::Params {
+            events: a.resume_events,
+            bytes,
+        })],
+        ScenarioKind::Lag => vec![Variant::Lag(lag::Params {
+            sessions: a.lag_sessions,
+            rate: a.lag_rate,
+            seconds: a.lag_seconds,
+            bytes,
+        })],
+        ScenarioKind::Takeover => Vec::new(),
+    }
+}
+
+async fn run_one(target: &Target, v: Variant, keep: &mut Vec<String>) -> anyhow::Result<Measured> {
+    match v {
+        Variant::Limits(p) => limits::run(target, p).await,
+        Variant::Memory(p) => memory::run(target, p, keep).await,
+        Variant::Throughput(p) => throughput::run(target, p).await,
+        Variant::Fanout(p) => fanout::run(target, p).await,
+        Variant::Resume(p) => resume::run(target, p).await,
+        Variant::Lag(p) => lag::run(target, p).await,
+    }
+}
+
+fn config_json(a: &BenchArgs) -> serde_json::Value {
+    serde_json::json!({
+        "target": a.url.as_deref().unwrap_or("spawned"),
+        "fsync": !a.no_fsync,
+        "runs": a.runs,
+        "message_bytes": a.message_bytes,
+        "sessions": a.sessions,
+        "subscribers": a.subscribers,
+        "turns": a.turns,
+        "messages": a.messages,
+        "fanout": {"subscribers": a.fanout_subscribers, "events": a.fanout_events, "rate": a.fanout_rate},
+        "resume_events": a.resume_events,
+        "lag": {"rate": a.lag_rate, "sessions": a.lag_sessions, "seconds": a.lag_seconds},
+        "memory": {"sessions": a.memory_sessions, "idle_streams": a.idle_streams},
+        "ring_size": a.ring_size,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+    })
+}

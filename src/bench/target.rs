@@ -1,0 +1,224 @@
+//! The server under load: one that is already running (`--url`), or one the load tool starts
+//! itself — the server binary as a child process on a loopback port, on a throwaway embedded
+//! PostgreSQL cluster (`pg_embedded`, fsync on unless `--no-fsync`), reading the fixtures the
+//! tool writes. A started server is measured from outside like any other; knowing its pid and
+//! its Postgres's lets the tool report their CPU and memory too.
+
+use super::http::Client;
+use super::BenchArgs;
+use crate::pg_embedded::{ClusterOptions, PgCluster};
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncBufReadExt;
+use tokio::process::{Child, Command};
+
+/// Runs the server (`$@`) so that it gets SIGTERM however the load tool ends, even by
+/// SIGKILL (then SIGKILL 20 s later if it is still draining): the watchdog waits on a pipe from us that the kernel closes when we die (the
+/// same trick as `pg_embedded`'s). It prints the server's pid, then waits for it.
+const WATCHDOG: &str = r#"
+exec 3<&0
+"$@" </dev/null 3<&- >>"$BENCH_SERVER_LOG_FILE" 2>&1 &
+srv=$!
+echo "$srv"
+exec 1>&-
+{ read -r line <&3; kill -TERM "$srv"; sleep 20; kill -KILL "$srv"; } 2>/dev/null &
+rd=$!
+exec 3<&-
+wait "$srv"; st=$?
+kill "$rd" 2>/dev/null
+exit "$st"
+"#;
+
+pub struct Target {
+    pub client: Client,
+    /// The directory the server reads scenarios from.
+    pub fixtures: PathBuf,
+    pub server_pid: Option<u32>,
+    /// Root of the Postgres process tree (the embedded cluster's watchdog), when known.
+    pub pg_pid: Option<u32>,
+    /// For the scenarios that read Postgres directly (lag, limits).
+    pub database_url: Option<String>,
+    pub ring_size: usize,
+    spawned: Option<Spawned>,
+}
+
+struct Spawned {
+    server: Child,
+    cluster: PgCluster,
+    dir: PathBuf,
+}
+
+impl Target {
+    pub async fn new(args: &BenchArgs) -> anyhow::Result<Target> {
+        match &args.url {
+            Some(url) => Target::external(args, url).await,
+            None => Target::spawn(args).await,
+        }
+    }
+
+    async fn external(args: &BenchArgs, url: &str) -> anyhow::Result<Target> {
+        let fixtures = args
+            .fixtures_dir
+            .clone()
+            .context("--url needs --fixtures-dir: the directory that server reads (--fixtures)")?;
+        let client = Client::new(url, args.token.clone()).await?;
+        if !client.ready().await {
+            bail!("{url}/readyz does not answer 200");
+        }
+        Ok(Target {
+            client,
+            fixtures,
+            server_pid: args.server_pid,
+            pg_pid: None,
+            database_url: args.database_url.clone(),
+            ring_size: args.ring_size,
+            spawned: None,
+        })
+    }
+
+    async fn spawn(args: &BenchArgs) -> anyhow::Result<Target> {
+        let dir = std::env::temp_dir().join(format!("awk-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let fixtures = args
+            .fixtures_dir
+            .clone()
+            .unwrap_or_else(|| dir.join("fixtures"));
+        std::fs::create_dir_all(&fixtures)?;
+        let cluster = start_cluster(&dir.join("pg"), !args.no_fsync).await?;
+        let database_url = cluster.url("postgres");
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+            probe.local_addr()?.port()
+        };
+        let token = random_token();
+        let bin = match &args.server_bin {
+            Some(bin) => bin.clone(),
+            None => std::env::current_exe()?,
+        };
+        let log = std::fs::File::create(dir.join("server.log"))?;
+        let mut server = Command::new("/bin/sh")
+            .args(["-c", WATCHDOG, "bench-watchdog"])
+            .arg(&bin)
+            .arg("serve")
+            .args(["--database-url", &database_url])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--fixtures")
+            .arg(&fixtures)
+            .args(["--ring-size", &args.ring_size.to_string()])
+            .args(["--idle-timeout", "1h", "--max-queued-inputs", "1000"])
+            .env("AGENT_WEBKIT_AUTH_TOKEN", &token)
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()),
+            )
+            .env("BENCH_SERVER_LOG_FILE", dir.join("server.log"))
+            .env_remove("AGENT_WEBKIT_NO_AUTH")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        // The watchdog prints the server's pid first.
+        let mut pid_line = String::new();
+        let stdout = server.stdout.take().context("watchdog stdout")?;
+        tokio::io::BufReader::new(stdout)
+            .read_line(&mut pid_line)
+            .await?;
+        let server_pid: u32 = pid_line
+            .trim()
+            .parse()
+            .context("server pid from the watchdog")?;
+        let client = Client::new(&format!("http://127.0.0.1:{port}"), Some(token)).await?;
+        let target = Target {
+            client,
+            fixtures,
+            server_pid: Some(server_pid),
+            pg_pid: cluster.pid(),
+            database_url: Some(database_url),
+            ring_size: args.ring_size,
+            spawned: Some(Spawned {
+                server,
+                cluster,
+                dir,
+            }),
+        };
+        for _ in 0..600 {
+            if target.client.ready().await {
+                return Ok(target);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let log = target.server_log();
+        target.stop().await?;
+        bail!("the server did not become ready in 30 s; its log:\n{log}")
+    }
+
+    fn server_log(&self) -> String {
+        let Some(s) = &self.spawned else {
+            return String::new();
+        };
+        let bytes = std::fs::read(s.dir.join("server.log")).unwrap_or_default();
+        let start = bytes.len().saturating_sub(4000);
+        String::from_utf8_lossy(&bytes[start..]).into_owned()
+    }
+
+    /// Server RSS in KiB, when its pid is known.
+    pub fn server_rss_kib(&self) -> Option<u64> {
+        super::procfs::rss_kib(self.server_pid?)
+    }
+
+    /// Stops what this tool started (SIGTERM, then SIGKILL after 20 s) and removes its files.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let Some(mut s) = self.spawned else {
+            return Ok(());
+        };
+        // Closing the watchdog's pipe makes it send SIGTERM (a graceful shutdown).
+        drop(s.server.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(20), s.server.wait())
+            .await
+            .is_err()
+        {
+            if let Some(pid) = self.server_pid {
+                let kill = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                let _ = kill.await;
+            }
+            let _ = s.server.wait().await;
+        }
+        s.cluster.stop().await?;
+        let _ = std::fs::remove_dir_all(&s.dir);
+        Ok(())
+    }
+}
+
+/// Starts the throwaway cluster with `track_commit_timestamp = on`, so the lag scenario can
+/// read when each event's transaction committed. That setting needs a restart: the cluster is
+/// first started to set it (`ALTER SYSTEM`), then restarted from the same, ephemeral, dir.
+async fn start_cluster(dir: &std::path::Path, fsync: bool) -> anyhow::Result<PgCluster> {
+    let options = |ephemeral| ClusterOptions {
+        data_dir: dir.to_owned(),
+        ephemeral,
+        fsync,
+        port: None,
+    };
+    let first = PgCluster::start(options(false))
+        .await
+        .context("starting the throwaway PostgreSQL cluster")?;
+    let (db, conn) = tokio_postgres::connect(&first.url("postgres"), tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    db.batch_execute("ALTER SYSTEM SET track_commit_timestamp = on")
+        .await?;
+    drop(db);
+    first.stop().await?;
+    Ok(PgCluster::start(options(true)).await?)
+}
+
+fn random_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 16] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

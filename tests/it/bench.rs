@@ -1,0 +1,101 @@
+//! Smoke tests of the load tool itself: tiny scenarios end to end, checking that its report
+//! counts every event exactly once. No timing is asserted.
+
+use crate::support::{fixtures_with, TestDb, TestServer, TOKEN};
+use agent_webkit_server::bench::{self, target::Target, BenchArgs};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    bench: BenchArgs,
+}
+
+fn args(extra: &[&str]) -> BenchArgs {
+    let base = ["bench", "--runs", "1", "--json", "--message-bytes", "50"];
+    Cli::try_parse_from(base.iter().chain(extra)).unwrap().bench
+}
+
+fn counts(report: &bench::report::Report, scenario: &str) -> bench::report::Counts {
+    report
+        .counts
+        .iter()
+        .find(|(s, _)| s == scenario)
+        .map(|(_, c)| *c)
+        .unwrap_or_else(|| panic!("no counts for {scenario}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_against_a_running_server_counts_every_event_once() {
+    let db = TestDb::new().await;
+    let fixtures = fixtures_with(&[]);
+    let mut config = TestServer::config(&db);
+    config.fixtures = fixtures.clone();
+    let server = TestServer::start_with(config).await;
+    let args = args(&[
+        "--url",
+        &server.api.base,
+        "--token",
+        TOKEN,
+        "--fixtures-dir",
+        fixtures.to_str().unwrap(),
+        "--scenarios",
+        "throughput,takeover",
+        "--sessions",
+        "2",
+        "--subscribers",
+        "1,3",
+        "--turns",
+        "2",
+        "--messages",
+        "20",
+    ]);
+    let target = Target::new(&args).await.unwrap();
+    let report = bench::run_on(&target, &args).await.unwrap();
+    target.stop().await.unwrap();
+    server.stop().await;
+    // 2 sessions × (1 + 3) subscribers × (ready + 2 turns × (20 messages + result)).
+    let c = counts(&report, "throughput");
+    assert_eq!(c.expected, 2 * 4 * (1 + 2 * 21));
+    assert!(c.exact(), "{c:?}");
+    assert!(report
+        .summary("throughput_s2_k3_t2_m20_events_per_s")
+        .is_some());
+    assert!(report.table().contains("takeover: pending"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawned_server_runs_throughput_resume_and_memory() {
+    let args = args(&[
+        "--server-bin",
+        env!("CARGO_BIN_EXE_agent-webkit-server"),
+        "--no-fsync",
+        "--scenarios",
+        "memory,throughput,resume",
+        "--sessions",
+        "2",
+        "--subscribers",
+        "2",
+        "--turns",
+        "1",
+        "--messages",
+        "30",
+        "--ring-size",
+        "100",
+        "--resume-events",
+        "250",
+        "--memory-sessions",
+        "3",
+        "--idle-streams",
+        "10",
+    ]);
+    let target = Target::new(&args).await.unwrap();
+    let report = bench::run_on(&target, &args).await;
+    target.stop().await.unwrap();
+    let report = report.unwrap();
+    for scenario in ["memory", "throughput", "resume"] {
+        let c = counts(&report, scenario);
+        assert!(c.expected > 0 && c.exact(), "{scenario}: {c:?}");
+    }
+    assert!(report.summary("memory_idle_stream_kib").is_some());
+}
