@@ -41,10 +41,9 @@ pub struct Params {
 const PERIOD_S: f64 = 0.010;
 
 pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
-    let url = target
-        .database_url
-        .as_deref()
-        .context("the lag scenario reads events.created_at: give --database-url")?;
+    let url = target.database_url.as_deref().ok_or(super::Missing(
+        "the lag scenario reads the events table: give --database-url",
+    ))?;
     let per_burst = ((p.rate / p.sessions as f64) * PERIOD_S).round().max(1.0) as usize;
     let bursts = (p.seconds / PERIOD_S).round().max(1.0) as usize;
     let scenario = Scenario::new(1, per_burst * bursts, p.bytes).paced(per_burst, PERIOD_S);

@@ -8,7 +8,6 @@
 use super::report::Metric;
 use super::target::Target;
 use super::Measured;
-use anyhow::Context;
 use bytes::Bytes;
 use futures::SinkExt;
 use std::time::Instant;
@@ -24,7 +23,7 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
     let url = target
         .database_url
         .as_deref()
-        .context("the limits scenario needs --database-url")?;
+        .ok_or(super::Missing("the limits scenario needs --database-url"))?;
     let (db, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
     let mut metrics = Vec::new();

@@ -77,9 +77,9 @@ async fn fill(
 /// Runs both measurements; the sessions it made are added to `keep` (deleted at the end).
 pub async fn run(target: &Target, p: Params, keep: &mut Vec<String>) -> anyhow::Result<Measured> {
     let rss = || {
-        target
-            .server_rss_kib()
-            .context("memory needs the server's pid (--server-pid)")
+        target.server_rss_kib().ok_or(super::Missing(
+            "memory needs the server's pid (--server-pid)",
+        ))
     };
     let ring = target.ring_size;
     let mut counts = Counts::default();

@@ -240,10 +240,14 @@ pub async fn run_on(target: &Target, args: &BenchArgs) -> anyhow::Result<Report>
     Ok(report)
 }
 
-/// Scenarios skip (rather than fail) when the target lacks what they read.
+/// A scenario needs something the target does not have (its pid, its database): it is skipped
+/// with this note rather than failing the run.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Missing(pub &'static str);
+
 fn is_missing_input(e: &anyhow::Error) -> bool {
-    let text = e.to_string();
-    text.contains("--database-url") || text.contains("--server-pid")
+    e.downcast_ref::<Missing>().is_some()
 }
 
 enum Variant {
