@@ -86,7 +86,13 @@ impl Target {
             .clone()
             .unwrap_or_else(|| dir.join("fixtures"));
         std::fs::create_dir_all(&fixtures)?;
-        let cluster = start_cluster(&dir.join("pg"), !args.no_fsync).await?;
+        let cluster = match start_cluster(&dir.join("pg"), !args.no_fsync).await {
+            Ok(cluster) => cluster,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
         let database_url = cluster.url("postgres");
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
