@@ -40,6 +40,24 @@ pub struct Params {
 
 const PERIOD_S: f64 = 0.010;
 
+/// `(wal_sync, wal_sync_time ms)` from `pg_stat_wal`, when `track_wal_io_timing` is on (the
+/// commit figure includes the WAL flush, so the two are reported side by side).
+async fn wal_syncs(db: &tokio_postgres::Client) -> Option<(i64, f64)> {
+    let on: String = db
+        .query_one("SELECT current_setting('track_wal_io_timing')", &[])
+        .await
+        .ok()?
+        .get(0);
+    if on != "on" {
+        return None;
+    }
+    let row = db
+        .query_one("SELECT wal_sync, wal_sync_time FROM pg_stat_wal", &[])
+        .await
+        .ok()?;
+    Some((row.get(0), row.get(1)))
+}
+
 pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
     let url = target.database_url.as_deref().ok_or(super::Missing(
         "the lag scenario reads the events table: give --database-url",
@@ -50,6 +68,8 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
     let fixture = scenario.write(&target.fixtures)?;
     let client = &target.client;
     let last = scenario.events();
+    let (db, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
     let ids = try_join_all((0..p.sessions).map(|_| client.create(&fixture))).await?;
     let conns = try_join_all(ids.iter().map(|id| client.stream(id, 0))).await?;
     let opts = Follow {
@@ -61,6 +81,7 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
         .into_iter()
         .map(|c| tokio::spawn(follow(c, 0, opts)))
         .collect();
+    let wal_before = wal_syncs(&db).await;
     let (anchor_sys, anchor) = (SystemTime::now(), Instant::now());
     let cpu = Cpu::start(target);
     try_join_all(ids.iter().map(|id| client.say(id, "go"))).await?;
@@ -80,8 +101,7 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
     let cpu = cpu.finish(target, elapsed);
 
     let anchor_us = anchor_sys.duration_since(UNIX_EPOCH)?.as_micros() as i64;
-    let (db, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
+    let wal_after = wal_syncs(&db).await;
     let tracked: String = db
         .query_one("SELECT current_setting('track_commit_timestamp')", &[])
         .await?
@@ -172,6 +192,16 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
             "ms",
             percentile(&from_insert, 99.0),
         ));
+    }
+    if let (Some((n0, t0)), Some((n1, t1))) = (wal_before, wal_after) {
+        if n1 > n0 {
+            metrics.push(Metric::new(
+                format!("{key}_wal_sync_ms"),
+                format!("{label}: mean WAL fsync meanwhile"),
+                "ms",
+                (t1 - t0) / (n1 - n0) as f64,
+            ));
+        }
     }
     metrics.push(Metric::new(
         format!("{key}_achieved"),

@@ -86,7 +86,13 @@ impl Target {
             .clone()
             .unwrap_or_else(|| dir.join("fixtures"));
         std::fs::create_dir_all(&fixtures)?;
-        let cluster = start_cluster(&dir.join("pg"), !args.no_fsync).await?;
+        let cluster = match start_cluster(&dir.join("pg"), !args.no_fsync).await {
+            Ok(cluster) => cluster,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
         let database_url = cluster.url("postgres");
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -196,7 +202,8 @@ impl Target {
 }
 
 /// Starts the throwaway cluster with `track_commit_timestamp = on`, so the lag scenario can
-/// read when each event's transaction committed. That setting needs a restart: the cluster is
+/// read when each event's transaction committed (and `track_wal_io_timing`, to report how long
+/// the WAL flushes took meanwhile). That setting needs a restart: the cluster is
 /// first started to set it (`ALTER SYSTEM`), then restarted from the same, ephemeral, dir.
 async fn start_cluster(dir: &std::path::Path, fsync: bool) -> anyhow::Result<PgCluster> {
     let options = |ephemeral| ClusterOptions {
@@ -210,8 +217,12 @@ async fn start_cluster(dir: &std::path::Path, fsync: bool) -> anyhow::Result<PgC
         .context("starting the throwaway PostgreSQL cluster")?;
     let (db, conn) = tokio_postgres::connect(&first.url("postgres"), tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
-    db.batch_execute("ALTER SYSTEM SET track_commit_timestamp = on")
-        .await?;
+    // track_wal_io_timing: the lag scenario reports the WAL fsync time of its own run.
+    // One statement each: ALTER SYSTEM refuses to run in a (multi-statement) transaction.
+    for setting in ["track_commit_timestamp", "track_wal_io_timing"] {
+        db.batch_execute(&format!("ALTER SYSTEM SET {setting} = on"))
+            .await?;
+    }
     drop(db);
     first.stop().await?;
     Ok(PgCluster::start(options(true)).await?)
