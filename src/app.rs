@@ -6,7 +6,7 @@ use crate::agent::claude::ClaudeRuntime;
 use crate::agent::replay::ReplayRuntime;
 use crate::agent::AgentRuntime;
 use crate::config::{AgentKind, AuthMode, Config, ServeArgs};
-use crate::http::conn::StallTimeoutListener;
+use crate::http::listener::{HttpListener, Serving};
 use crate::pg_embedded::{ClusterOptions, PgCluster};
 use crate::session::registry::Registry;
 use crate::session::{Deps, Ownership};
@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -124,10 +125,24 @@ pub async fn run(
             drained.cancel();
         })
     };
-    let listener = StallTimeoutListener::new(listener, sse_write_timeout, metrics);
-    axum::serve(listener, crate::http::router(state))
+    let router = crate::http::router(state);
+    let tasks = TaskTracker::new();
+    let listener = HttpListener::spawn(
+        listener,
+        Serving {
+            router: router.clone(),
+            sse_write_timeout,
+            metrics,
+            tasks: tasks.clone(),
+            stop: drained.clone(),
+        },
+    )?;
+    axum::serve(listener, router)
         .with_graceful_shutdown(drained.cancelled_owned())
         .await?;
+    // The streams `sse_conn` serves ended with `streams`; a stalled one ends by its write timeout.
+    tasks.close();
+    tasks.wait().await;
     release.await?;
     // Stopped agents get their grace periods (stdin closed, SIGTERM, SIGKILL) before we exit.
     if tokio::time::timeout(AGENT_DRAIN_LIMIT, runtime.drain())

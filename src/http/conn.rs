@@ -13,56 +13,12 @@
 use crate::metrics::Metrics;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
-
-/// A TCP listener whose connections time out stalled writes.
-pub struct StallTimeoutListener {
-    inner: TcpListener,
-    timeout: Duration,
-    metrics: Arc<Metrics>,
-}
-
-impl StallTimeoutListener {
-    pub fn new(inner: TcpListener, timeout: Duration, metrics: Arc<Metrics>) -> Self {
-        StallTimeoutListener {
-            inner,
-            timeout,
-            metrics,
-        }
-    }
-}
-
-impl axum::serve::Listener for StallTimeoutListener {
-    type Io = StallTimeout<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        // The plain listener's accept retries transient errors (e.g. out of file descriptors).
-        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        // SSE frames are small writes: with Nagle's algorithm a frame that follows one not yet
-        // acknowledged waits for the ACK, up to the 40 ms delayed-ACK timer (BENCHMARKS.md).
-        let _ = io.set_nodelay(true);
-        let io = StallTimeout {
-            inner: io,
-            timeout: self.timeout,
-            stall: Box::pin(tokio::time::sleep(self.timeout)),
-            armed: false,
-            metrics: self.metrics.clone(),
-        };
-        (io, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
 
 /// An IO whose writes fail after `timeout` without progress.
 pub struct StallTimeout<T> {
@@ -76,6 +32,16 @@ pub struct StallTimeout<T> {
 }
 
 impl<T> StallTimeout<T> {
+    pub fn new(inner: T, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+        StallTimeout {
+            inner,
+            timeout,
+            stall: Box::pin(tokio::time::sleep(timeout)),
+            armed: false,
+            metrics,
+        }
+    }
+
     /// After the inner write returned `Pending`: starts the clock if it is not running, and
     /// fails once it has run out. The timer's waker is this task's, so hyper is polled again
     /// when it fires even though the socket never becomes writable.

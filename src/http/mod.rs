@@ -6,8 +6,10 @@ pub mod conn;
 mod health;
 mod history;
 mod input;
+pub mod listener;
 mod metrics;
 mod sessions;
+mod sse_conn;
 mod stream;
 mod trace;
 

@@ -5,7 +5,9 @@ use crate::error::ApiError;
 use crate::session::registry::Lookup;
 use crate::session::subscription::Subscription;
 use axum::body::Body;
+use super::sse_conn::Handoff;
 use axum::extract::{Path, State};
+use axum::Extension;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use std::convert::Infallible;
@@ -15,6 +17,7 @@ pub async fn stream(
     State(app): State<AppState>,
     Principal(principal): Principal,
     Path(id): Path<String>,
+    handoff: Option<Extension<Handoff>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = session_id(&id)?;
@@ -25,11 +28,18 @@ pub async fn stream(
         Lookup::Closed { last_seq } => (None, last_seq),
     };
     let subscription = Subscription::open(&app.registry.deps, id, log, closed_last, after).await?;
-    let body = futures::stream::unfold(subscription, |mut sub| async move {
-        let chunk = sub.next_chunk().await?;
-        Some((Ok::<_, Infallible>(chunk), sub))
-    });
-    let mut response = Response::new(Body::from_stream(body));
+    let body = match handoff {
+        // Served by `sse_conn`, which writes the subscription's chunks to the socket itself.
+        Some(Extension(handoff)) => {
+            handoff.put(subscription);
+            Body::empty()
+        }
+        None => Body::from_stream(futures::stream::unfold(subscription, |mut sub| async move {
+            let chunk = sub.next_chunk().await?;
+            Some((Ok::<_, Infallible>(chunk), sub))
+        })),
+    };
+    let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
