@@ -1,15 +1,15 @@
 use super::session_id;
+use super::sse_conn::Handoff;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::session::registry::Lookup;
 use crate::session::subscription::Subscription;
 use axum::body::Body;
-use super::sse_conn::Handoff;
 use axum::extract::{Path, State};
-use axum::Extension;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
+use axum::Extension;
 use std::convert::Infallible;
 
 /// `GET /sessions/{id}/stream`: SSE from `Last-Event-ID` (exclusive) onwards.
@@ -34,10 +34,13 @@ pub async fn stream(
             handoff.put(subscription);
             Body::empty()
         }
-        None => Body::from_stream(futures::stream::unfold(subscription, |mut sub| async move {
-            let chunk = sub.next_chunk().await?;
-            Some((Ok::<_, Infallible>(chunk), sub))
-        })),
+        None => Body::from_stream(futures::stream::unfold(
+            subscription,
+            |mut sub| async move {
+                let chunk = sub.next_chunk().await?;
+                Some((Ok::<_, Infallible>(chunk), sub))
+            },
+        )),
     };
     let mut response = Response::new(body);
     let h = response.headers_mut();

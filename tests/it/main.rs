@@ -19,4 +19,5 @@ mod principals;
 mod protocol;
 mod resume;
 mod retention;
+mod stream_conn;
 mod traces;
