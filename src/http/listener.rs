@@ -111,7 +111,7 @@ async fn accept_loop(
             // Boxed so that the sniffer's state is freed before a stream settles in.
             let sniffed = Box::pin(sniff(io, &serving2.stop)).await;
             match sniffed {
-                Some(Sniffed::Stream(io, request)) => sse_conn::serve(io, request, serving2).await,
+                Some(Sniffed::Stream(io, request)) => sse_conn::serve(io, *request, serving2).await,
                 Some(Sniffed::Other(io)) => {
                     let _ = tx.send((io, addr)).await;
                 }
@@ -123,7 +123,7 @@ async fn accept_loop(
 
 pub enum Sniffed {
     /// A stream request, its head consumed from the connection.
-    Stream(Io, Request<Body>),
+    Stream(Io, Box<Request<Body>>),
     /// Anything else, with what was read put back.
     Other(Prefixed<Io>),
 }
@@ -159,7 +159,7 @@ async fn sniff(mut io: Io, stop: &CancellationToken) -> Option<Sniffed> {
 }
 
 pub enum Classified {
-    Stream(Request<Body>, usize),
+    Stream(Box<Request<Body>>, usize),
     Other,
 }
 
@@ -183,7 +183,9 @@ pub fn classify(buf: &[u8]) -> Option<Classified> {
         }
         Err(_) => return Some(Classified::Other),
     };
-    Some(build(&req).map_or(Classified::Other, |r| Classified::Stream(r, head_len)))
+    Some(build(&req).map_or(Classified::Other, |r| {
+        Classified::Stream(Box::new(r), head_len)
+    }))
 }
 
 /// The request for the router, if the head is a body-less `GET` of a stream.
