@@ -78,10 +78,19 @@ impl Client {
         Ok((status, out.freeze()))
     }
 
-    /// `POST /sessions` for a replay fixture; returns the session id.
+    /// `POST /sessions` for a replay fixture; returns the session id. A `503` (the host sheds
+    /// new work while its writes queue up) is retried after a short pause, as clients should.
     pub async fn create(&self, fixture: &str) -> anyhow::Result<String> {
-        let body = serde_json::json!({ "fixture": fixture }).to_string();
-        let (status, body) = self.request("POST", "/sessions", Some(&body)).await?;
+        let request = serde_json::json!({ "fixture": fixture }).to_string();
+        let mut answer = self.request("POST", "/sessions", Some(&request)).await?;
+        for _ in 0..600 {
+            if answer.0 != 503 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            answer = self.request("POST", "/sessions", Some(&request)).await?;
+        }
+        let (status, body) = answer;
         if status != 200 && status != 201 {
             bail!("create: {status} {}", String::from_utf8_lossy(&body));
         }

@@ -114,6 +114,9 @@ impl Target {
             .arg(&fixtures)
             .args(["--ring-size", &args.ring_size.to_string()])
             .args(["--idle-timeout", "1h", "--max-queued-inputs", "1000"])
+            // The fan-out scenario subscribes more streams to one session than the default cap.
+            .arg("--max-subscribers-per-session")
+            .arg(subscriber_cap(args).to_string())
             .env("AGENT_WEBKIT_AUTH_TOKEN", &token)
             .env(
                 "RUST_LOG",
@@ -232,4 +235,10 @@ fn random_token() -> String {
     use rand::Rng;
     let bytes: [u8; 16] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Streams per session the started server allows: the most any scenario opens.
+fn subscriber_cap(args: &BenchArgs) -> usize {
+    let throughput = args.subscribers.iter().copied().max().unwrap_or(1);
+    args.fanout_subscribers.max(throughput).max(64)
 }

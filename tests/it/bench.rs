@@ -67,13 +67,20 @@ async fn throughput_against_a_running_server_counts_every_event_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spawned_server_runs_throughput_resume_and_memory() {
+async fn spawned_server_runs_throughput_resume_memory_and_fanout() {
     let args = args(&[
         "--server-bin",
         env!("CARGO_BIN_EXE_agent-webkit-server"),
         "--no-fsync",
         "--scenarios",
-        "memory,throughput,resume",
+        "memory,throughput,resume,fanout",
+        // More than the server's default cap of streams per session (64): the tool raises it.
+        "--fanout-subscribers",
+        "70",
+        "--fanout-events",
+        "5",
+        "--fanout-rate",
+        "100",
         "--sessions",
         "2",
         "--subscribers",
@@ -95,7 +102,7 @@ async fn spawned_server_runs_throughput_resume_and_memory() {
     let report = bench::run_on(&target, &args).await;
     target.stop().await.unwrap();
     let report = report.unwrap();
-    for scenario in ["memory", "throughput", "resume"] {
+    for scenario in ["memory", "throughput", "resume", "fanout"] {
         let c = counts(&report, scenario);
         assert!(c.expected > 0 && c.exact(), "{scenario}: {c:?}");
     }
