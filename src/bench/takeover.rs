@@ -193,12 +193,12 @@ async fn drive(
     let metrics = vec![
         ms(
             "event_p50",
-            "kill -> first event on a new stream, p50",
+            "kill -> first resumed event, p50",
             percentile(&to_event, 50.0),
         ),
         ms(
             "event_max",
-            "kill -> first event on a new stream, max",
+            "kill -> first resumed event, max",
             percentile(&to_event, 100.0),
         ),
         ms(
