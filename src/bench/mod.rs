@@ -10,22 +10,25 @@
 //! parsing without strings or JSON ([`sse`]), all connections on the one multi-threaded
 //! runtime of `main`, and its own CPU time reported next to each figure ([`cpu`]).
 //!
-//! Scenarios: [`limits`], [`memory`], [`throughput`], [`fanout`], [`resume`], [`lag`], and
-//! takeover (pending: it needs several hosts behind a load balancer).
+//! Scenarios: [`limits`], [`memory`], [`throughput`], [`fanout`], [`resume`], [`lag`] and
+//! [`takeover`] (which starts its own [`fleet`] of hosts behind HAProxy).
 
 pub mod cpu;
 pub mod fanout;
 pub mod fixtures;
+pub mod fleet;
 pub mod http;
 pub mod lag;
 pub mod limits;
 pub mod memory;
 pub mod procfs;
+pub mod reconnect;
 pub mod report;
 pub mod resume;
 pub mod sse;
 pub mod stats;
 pub mod subscriber;
+pub mod takeover;
 pub mod target;
 pub mod throughput;
 
@@ -139,6 +142,22 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5.0)]
     pub lag_seconds: f64,
 
+    /// Takeover: sessions, spread by the balancer over the fleet's three hosts.
+    #[arg(long, default_value_t = 10)]
+    pub takeover_sessions: usize,
+
+    /// Takeover: events per second of each session's turns.
+    #[arg(long, default_value_t = 200.0)]
+    pub takeover_rate: f64,
+
+    /// Takeover: turns per session (sent at once; the host is killed during the first).
+    #[arg(long, default_value_t = 3)]
+    pub takeover_turns: usize,
+
+    /// Takeover: seconds per turn.
+    #[arg(long, default_value_t = 2.0)]
+    pub takeover_turn_seconds: f64,
+
     /// Memory: sessions filled to a full ring.
     #[arg(long, default_value_t = 200)]
     pub memory_sessions: usize,
@@ -195,15 +214,8 @@ pub async fn run_on(target: &Target, args: &BenchArgs) -> anyhow::Result<Report>
         .notes
         .push(format!("load average at start: {}", load.trim()));
     'scenarios: for &kind in &args.scenarios {
-        if kind == ScenarioKind::Takeover {
-            report.notes.push(
-                "takeover: pending: needs several hosts behind a load balancer (multi-host work)"
-                    .into(),
-            );
-            continue;
-        }
         for run in 0..args.runs.max(1) {
-            let variants = variants(kind, args);
+            let variants = variants(kind, args)?;
             for v in variants {
                 if !args.json {
                     eprintln!("bench: {kind:?} run {}/{}", run + 1, args.runs);
@@ -257,11 +269,12 @@ enum Variant {
     Fanout(fanout::Params),
     Resume(resume::Params),
     Lag(lag::Params),
+    Takeover(takeover::Params),
 }
 
-fn variants(kind: ScenarioKind, a: &BenchArgs) -> Vec<Variant> {
+fn variants(kind: ScenarioKind, a: &BenchArgs) -> anyhow::Result<Vec<Variant>> {
     let bytes = a.message_bytes;
-    match kind {
+    Ok(match kind {
         ScenarioKind::Limits => vec![Variant::Limits(limits::Params {
             copy_rows: a.copy_rows,
             commits: 2000,
@@ -301,8 +314,19 @@ fn variants(kind: ScenarioKind, a: &BenchArgs) -> Vec<Variant> {
             seconds: a.lag_seconds,
             bytes,
         })],
-        ScenarioKind::Takeover => Vec::new(),
-    }
+        ScenarioKind::Takeover => vec![Variant::Takeover(takeover::Params {
+            sessions: a.takeover_sessions,
+            turns: a.takeover_turns,
+            rate: a.takeover_rate,
+            turn_seconds: a.takeover_turn_seconds,
+            bytes,
+            server_bin: match &a.server_bin {
+                Some(bin) => bin.clone(),
+                None => std::env::current_exe()?,
+            },
+            external: a.url.is_some(),
+        })],
+    })
 }
 
 async fn run_one(target: &Target, v: Variant, keep: &mut Vec<String>) -> anyhow::Result<Measured> {
@@ -313,6 +337,7 @@ async fn run_one(target: &Target, v: Variant, keep: &mut Vec<String>) -> anyhow:
         Variant::Fanout(p) => fanout::run(target, p).await,
         Variant::Resume(p) => resume::run(target, p).await,
         Variant::Lag(p) => lag::run(target, p).await,
+        Variant::Takeover(p) => takeover::run(target, p).await,
     }
 }
 
@@ -330,6 +355,8 @@ fn config_json(a: &BenchArgs) -> serde_json::Value {
         "resume_events": a.resume_events,
         "lag": {"rate": a.lag_rate, "sessions": a.lag_sessions, "seconds": a.lag_seconds},
         "memory": {"sessions": a.memory_sessions, "idle_streams": a.idle_streams},
+        "takeover": {"sessions": a.takeover_sessions, "rate": a.takeover_rate,
+            "turns": a.takeover_turns, "turn_seconds": a.takeover_turn_seconds},
         "ring_size": a.ring_size,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     })

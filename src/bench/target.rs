@@ -10,6 +10,7 @@ use crate::pg_embedded::{ClusterOptions, PgCluster};
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
@@ -17,7 +18,7 @@ use tokio::process::{Child, Command};
 /// Runs the server (`$@`) so that it gets SIGTERM however the load tool ends, even by
 /// SIGKILL (then SIGKILL 20 s later if it is still draining): the watchdog waits on a pipe from us that the kernel closes when we die (the
 /// same trick as `pg_embedded`'s). It prints the server's pid, then waits for it.
-const WATCHDOG: &str = r#"
+pub(super) const WATCHDOG: &str = r#"
 exec 3<&0
 "$@" </dev/null 3<&- >>"$BENCH_SERVER_LOG_FILE" 2>&1 &
 srv=$!
@@ -79,7 +80,13 @@ impl Target {
     }
 
     async fn spawn(args: &BenchArgs) -> anyhow::Result<Target> {
-        let dir = std::env::temp_dir().join(format!("awk-bench-{}", std::process::id()));
+        // One directory per target: a process may start several (the smoke tests do).
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "awk-bench-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir)?;
         let fixtures = args
             .fixtures_dir
@@ -231,7 +238,7 @@ async fn start_cluster(dir: &std::path::Path, fsync: bool) -> anyhow::Result<PgC
     Ok(PgCluster::start(options(true)).await?)
 }
 
-fn random_token() -> String {
+pub(super) fn random_token() -> String {
     use rand::Rng;
     let bytes: [u8; 16] = rand::rng().random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -61,7 +61,8 @@ async fn throughput_against_a_running_server_counts_every_event_once() {
     assert!(report
         .summary("throughput_s2_k3_t2_m20_events_per_s")
         .is_some());
-    assert!(report.table().contains("takeover: pending"));
+    // Takeover starts its own fleet: against --url it is skipped with a note.
+    assert!(report.table().contains("Takeover skipped"));
     // Without --database-url the lag scenario is skipped with a note, not failed.
     assert!(report.table().contains("Lag skipped"));
 }
@@ -107,4 +108,36 @@ async fn spawned_server_runs_throughput_resume_memory_and_fanout() {
         assert!(c.expected > 0 && c.exact(), "{scenario}: {c:?}");
     }
     assert!(report.summary("memory_idle_stream_kib").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn takeover_kills_a_host_of_its_fleet_and_loses_no_event() {
+    let args = args(&[
+        "--server-bin",
+        env!("CARGO_BIN_EXE_agent-webkit-server"),
+        "--no-fsync",
+        "--scenarios",
+        "takeover",
+        "--takeover-sessions",
+        "3",
+        "--takeover-turns",
+        "2",
+        "--takeover-turn-seconds",
+        "1",
+        "--takeover-rate",
+        "100",
+    ]);
+    let target = Target::new(&args).await.unwrap();
+    let report = bench::run_on(&target, &args).await;
+    target.stop().await.unwrap();
+    let report = report.unwrap();
+    // Every subscriber, across its reconnects, holds exactly its session's table.
+    let c = counts(&report, "takeover");
+    assert!(c.expected > 0 && c.exact(), "{c:?}\n{}", report.table());
+    let taken = report.summary("takeover_sessions").unwrap();
+    assert!(taken.median >= 1.0, "{}", report.table());
+    for key in ["takeover_event_p50_ms", "takeover_200_max_ms"] {
+        let s = report.summary(key).unwrap_or_else(|| panic!("no {key}"));
+        assert!(s.median > 0.0, "{key}: {}", report.table());
+    }
 }
