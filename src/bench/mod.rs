@@ -209,6 +209,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 pub async fn run_on(target: &Target, args: &BenchArgs) -> anyhow::Result<Report> {
     let mut report = Report::default();
     let mut keep = Vec::new();
+    let mut unsettled = false;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     report
         .notes
@@ -219,6 +220,14 @@ pub async fn run_on(target: &Target, args: &BenchArgs) -> anyhow::Result<Report>
             for v in variants {
                 if !args.json {
                     eprintln!("bench: {kind:?} run {}/{}", run + 1, args.runs);
+                }
+                if !target.settle().await && !unsettled {
+                    unsettled = true;
+                    report.notes.push(
+                        "no CHECKPOINT between scenarios (no database or not allowed): \
+                         a scenario may pay for the write-back of the ones before it"
+                            .into(),
+                    );
                 }
                 let fut = run_one(target, v, &mut keep);
                 let measured = tokio::time::timeout(SCENARIO_TIMEOUT, fut)

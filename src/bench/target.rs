@@ -186,6 +186,22 @@ impl Target {
         super::procfs::rss_kib(self.server_pid?)
     }
 
+    /// Writes back what earlier scenarios dirtied (`CHECKPOINT`), so that no scenario pays for
+    /// the ones before it: a checkpoint that a throughput run triggers spreads its writes over
+    /// minutes (`checkpoint_completion_target`), sharing the disk with every WAL flush of
+    /// whatever runs next (BENCHMARKS.md, commit→delivery). Returns whether it could (it needs
+    /// the database and a role allowed to checkpoint).
+    pub async fn settle(&self) -> bool {
+        let Some(url) = self.database_url.as_deref() else {
+            return false;
+        };
+        let Ok((db, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
+            return false;
+        };
+        tokio::spawn(conn);
+        db.batch_execute("CHECKPOINT").await.is_ok()
+    }
+
     /// Stops what this tool started (SIGTERM, then SIGKILL after 20 s) and removes its files.
     pub async fn stop(self) -> anyhow::Result<()> {
         let Some(mut s) = self.spawned else {
