@@ -243,7 +243,7 @@ impl Actor {
                 config: self.config.clone(),
                 resume_token: self.resume_token.clone(),
             };
-            match self.deps.runtime.start(spec) {
+            match self.deps.runtime.start(spec).await {
                 Ok(agent) => {
                     self.deps.metrics.agent_processes.increment(1.0);
                     self.agent = Some(agent);

@@ -39,6 +39,7 @@ use super::{
 };
 use crate::config::ClaudeArgs;
 use argv::{Conversation, Launch};
+use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -139,20 +140,34 @@ fn find_executable(path: &Path) -> Result<PathBuf, AgentError> {
 }
 
 impl AgentRuntime for ClaudeRuntime {
-    fn validate(&self, config: &SessionConfig) -> Result<(), AgentError> {
-        self.check(config)?;
-        if let Some(cwd) = &config.cwd {
-            self.roots.check(cwd)?;
-        }
-        Ok(())
+    fn validate<'a>(&'a self, config: &'a SessionConfig) -> BoxFuture<'a, Result<(), AgentError>> {
+        Box::pin(async move {
+            self.check(config)?;
+            if let Some(cwd) = &config.cwd {
+                self.roots.check(cwd)?;
+            }
+            Ok(())
+        })
     }
 
-    fn start(&self, spec: StartSpec) -> Result<AgentHandle, AgentError> {
+    fn start(&self, spec: StartSpec) -> BoxFuture<'_, Result<AgentHandle, AgentError>> {
+        Box::pin(async move { self.spawn(spec) })
+    }
+
+    fn drain(&self) -> BoxFuture<'_, ()> {
+        self.tasks.close();
+        Box::pin(self.tasks.wait())
+    }
+}
+
+impl ClaudeRuntime {
+    /// Starts a CLI process and its driver.
+    fn spawn(&self, spec: StartSpec) -> Result<AgentHandle, AgentError> {
         let hooks = self.check(&spec.config)?;
         let cwd = self
             .roots
             .resolve(spec.config.cwd.as_deref(), spec.session_id)?;
-        // `start` is sync: outside a runtime it must fail rather than panic in `tokio::spawn`.
+        // Outside a runtime this must fail rather than panic in `tokio::spawn`.
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|e| AgentError::Unavailable(e.to_string()))?;
         let _entered = rt.enter();
@@ -228,10 +243,5 @@ impl AgentRuntime for ClaudeRuntime {
             events,
             task,
         })
-    }
-
-    fn drain(&self) -> futures::future::BoxFuture<'_, ()> {
-        self.tasks.close();
-        Box::pin(self.tasks.wait())
     }
 }
