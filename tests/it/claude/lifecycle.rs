@@ -2,7 +2,7 @@
 //! a restart or on another host, a CLI that never gets ready, and teardown without orphans.
 
 use super::{argv, eventually, gone, open, reaped, say, turn, FakeCli};
-use crate::support::{TestDb, TestServer};
+use crate::support::{Api, TestDb, TestServer};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -248,6 +248,60 @@ async fn resume_after_a_restart_and_on_another_host_continues_the_conversation()
             format!("--resume={id}")
         ]
     );
+    server.stop().await;
+}
+
+/// The session's `turns` and `total_cost_usd` once `turns` reached `turns` (the row is updated
+/// right after the `result` is committed, so a client may see the result first).
+async fn cost_after(api: &Api, id: &str, turns: i64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, session) = api.get_json(&format!("/sessions/{id}")).await;
+        assert_eq!(status, 200, "{session}");
+        if session["turns"] == turns {
+            return session["total_cost_usd"].as_f64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "{session}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The CLI's `total_cost_usd` is its conversation's running total (spec §6.5), continued by a
+/// resumed process (§13): the session's cost is the latest figure, not the sum of them.
+#[tokio::test]
+async fn the_session_cost_is_the_running_total_across_turns_and_a_resume() {
+    let fake = FakeCli::new(json!({"turns": [turn("", vec![say("ok")])]}));
+    let db = TestDb::new().await;
+    let server = fake.server(&db).await;
+    let (id, mut stream) = open(&server.api, json!({})).await;
+    let mut reported = Vec::new();
+    let mut last = String::new();
+    for (n, text) in (1..).zip(["one", "two", "three"]) {
+        server.api.say(&id, text).await;
+        let result = stream.until("result").await.pop().unwrap();
+        reported.push(result.data["total_cost_usd"].as_f64().unwrap());
+        last = result.id.to_string();
+        let stored = cost_after(&server.api, &id, n).await;
+        assert!(
+            (stored - reported[n as usize - 1]).abs() < 1e-9,
+            "{stored} {reported:?}"
+        );
+    }
+    assert!(reported.windows(2).all(|w| w[1] > w[0]), "{reported:?}");
+    server.stop().await;
+
+    // A new process resumes the conversation, and its running total goes on from there.
+    let server = fake.server(&db).await;
+    let mut stream = server.api.stream(&id, Some(&last)).await.unwrap();
+    server.api.say(&id, "four").await;
+    let result = stream.until("result").await.pop().unwrap();
+    let four = result.data["total_cost_usd"].as_f64().unwrap();
+    assert!(four > reported[2], "{four} {reported:?}");
+    let stored = cost_after(&server.api, &id, 4).await;
+    assert!((stored - four).abs() < 1e-9, "{stored} {four}");
+    let starts = fake.starts();
+    assert_eq!(starts.len(), 2);
+    assert!(has(&argv(&starts[1]), &format!("--resume={id}")));
     server.stop().await;
 }
 
