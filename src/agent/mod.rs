@@ -198,6 +198,11 @@ pub trait AgentRuntime: Send + Sync + 'static {
     /// Starts (or, with `spec.resume_token`, resumes) the agent of one session.
     fn start(&self, spec: StartSpec) -> BoxFuture<'_, Result<AgentHandle, AgentError>>;
 
+    /// The session was closed by `DELETE` (committed) and its agent told to stop: it will never
+    /// start again, so the runtime may let go of what it keeps for it on this host, once that
+    /// agent is gone. Must not block.
+    fn closed(&self, _session_id: Uuid, _config: &SessionConfig) {}
+
     /// Completes once the agents stopped so far are fully gone (processes reaped). The host
     /// awaits it after releasing its sessions at shutdown, so exiting does not cut a stop short.
     fn drain(&self) -> BoxFuture<'_, ()> {

@@ -426,8 +426,13 @@ impl Actor {
                 self.append(vec![done]).await;
                 if self.flush().await.is_ok() {
                     let last = self.next_seq - 1;
-                    self.persist(|| sessions::close(store, id, host, epoch, last))
+                    let closed = self
+                        .persist(|| sessions::close(store, id, host, epoch, last))
                         .await;
+                    // Only a committed close: a session that stays open keeps its files.
+                    if closed {
+                        deps.runtime.closed(id, &self.config);
+                    }
                 }
                 let _ = ack.send(());
             }
@@ -498,8 +503,9 @@ impl Actor {
     }
 
     /// Bookkeeping writes outside the event log: retried while Postgres is briefly away, but
-    /// never forever (the event log, not these rows, is what must not be lost).
-    async fn persist<F, Fut>(&self, write: F)
+    /// never forever (the event log, not these rows, is what must not be lost). Returns whether
+    /// the write went through.
+    async fn persist<F, Fut>(&self, write: F) -> bool
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<(), StoreError>>,
@@ -507,18 +513,19 @@ impl Actor {
         let mut backoff = Duration::from_millis(50);
         for _ in 0..8 {
             match write().await {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(e) if e.is_unavailable() => {
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                 }
                 Err(e) => {
                     tracing::warn!(session_id = %self.id, error = %e, "session bookkeeping failed");
-                    return;
+                    return false;
                 }
             }
         }
         tracing::warn!(session_id = %self.id, "session bookkeeping gave up: database unavailable");
+        false
     }
 
     fn pending_asks(

@@ -6,6 +6,7 @@
 //! client is written here, in small parts:
 //! - [`argv`]: the command line and environment (§2), credentials passed through untouched;
 //! - [`cwd`]: where a session's CLI may run (allowed roots, per-session directories);
+//! - [`workdirs`]: removing a closed session's own directory once its CLI is reaped;
 //! - [`process`]: spawn in a process group; close stdin, SIGTERM, SIGKILL; reap in the background;
 //! - [`pipes`]: the stdout reader, the stderr drainer and the stdin writer tasks;
 //! - [`protocol`]: NDJSON framing and the frames we write, kept as raw `serde_json::Value`s;
@@ -32,6 +33,7 @@ mod pipes;
 mod process;
 mod protocol;
 mod requests;
+mod workdirs;
 
 use super::{
     AgentCommand, AgentError, AgentEvent, AgentHandle, AgentRuntime, SessionConfig, StartSpec,
@@ -60,7 +62,9 @@ pub struct Options {
 pub struct ClaudeRuntime {
     options: Arc<Options>,
     roots: cwd::Roots,
-    /// Every process's driver and reaper, so a host shutting down can wait for them.
+    workdirs: Arc<workdirs::Workdirs>,
+    /// Every process's driver and reaper (and directory removal), so a host shutting down can
+    /// wait for them.
     tasks: tokio_util::task::TaskTracker,
 }
 
@@ -77,10 +81,13 @@ impl ClaudeRuntime {
             stop_grace: args.claude_stop_grace,
             max_frame_bytes: args.claude_max_frame_bytes.max(1024),
         };
+        let tasks = tokio_util::task::TaskTracker::new();
+        let workdirs = workdirs::Workdirs::new(roots.sessions().to_owned(), tasks.clone());
         Ok(ClaudeRuntime {
             options: Arc::new(options),
             roots,
-            tasks: Default::default(),
+            workdirs,
+            tasks,
         })
     }
 
@@ -154,6 +161,13 @@ impl AgentRuntime for ClaudeRuntime {
         Box::pin(async move { self.spawn(spec) })
     }
 
+    /// Only the directory the server made for the session goes, never a client's `cwd`.
+    fn closed(&self, session_id: Uuid, config: &SessionConfig) {
+        if config.cwd.is_none() {
+            self.workdirs.close(session_id);
+        }
+    }
+
     fn drain(&self) -> BoxFuture<'_, ()> {
         self.tasks.close();
         Box::pin(self.tasks.wait())
@@ -164,6 +178,8 @@ impl ClaudeRuntime {
     /// Starts a CLI process and its driver.
     fn spawn(&self, spec: StartSpec) -> Result<AgentHandle, AgentError> {
         let hooks = self.check(&spec.config)?;
+        // Taken first, so that the directory `resolve` creates is never without a holder.
+        let lease = (spec.config.cwd.is_none()).then(|| self.workdirs.lease(spec.session_id));
         let cwd = self
             .roots
             .resolve(spec.config.cwd.as_deref(), spec.session_id)?;
@@ -195,7 +211,7 @@ impl ClaudeRuntime {
             .env_clear()
             .envs(argv::env(std::env::vars_os(), &cwd));
         let grace = self.options.stop_grace;
-        let spawned = process::spawn(command, grace, self.tasks.clone()).map_err(|e| {
+        let spawned = process::spawn(command, grace, self.tasks.clone(), lease).map_err(|e| {
             let path = self.options.path.display();
             AgentError::Unavailable(format!("cannot start the Claude CLI ({path}): {e}"))
         })?;

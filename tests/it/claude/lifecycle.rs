@@ -383,6 +383,13 @@ async fn delete_leaves_no_process(ignore_sigterm: bool) {
     let pid = fake.starts()[0]["pid"].as_u64().unwrap();
     let child = fake.records_of("child")[0]["child"].as_u64().unwrap();
     assert!(!gone(pid) && !gone(child));
+    // The session's own directory, with what the agent left there and a link out of it.
+    let dir = fake.dir.join("data/sessions").join(&id);
+    std::fs::write(dir.join("notes.txt"), "x").unwrap();
+    let outside = fake.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("keep"), "x").unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("link")).unwrap();
 
     let asked = Instant::now();
     assert_eq!(api.delete(&id).await, 204);
@@ -393,6 +400,23 @@ async fn delete_leaves_no_process(ignore_sigterm: bool) {
     );
     let rest = stream.rest().await;
     assert_eq!(rest.last().unwrap().event, "done");
+    // The directory goes, but never while the CLI is still there (checked in that order: a
+    // CLI alive now was alive when the directory was looked at).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let exists = dir.exists();
+        let alive = !reaped(pid);
+        assert!(
+            exists || !alive,
+            "the directory went before the CLI was reaped"
+        );
+        if !exists {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} left behind", dir.display());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(outside.join("keep").is_file(), "removal followed a symlink");
     // grace 300 ms after EOF, then SIGTERM, then (if ignored) 300 ms more and SIGKILL.
     assert!(
         eventually(Duration::from_secs(5), || reaped(pid)).await,
@@ -423,6 +447,47 @@ async fn delete_mid_turn_stops_the_cli_and_its_children() {
 #[tokio::test]
 async fn delete_kills_a_cli_that_ignores_sigterm() {
     delete_leaves_no_process(true).await;
+}
+
+/// `DELETE` removes only what the server made: a session's own directory goes, a `cwd` the client
+/// chose stays with its files, and a session that is not closed keeps its directory.
+#[tokio::test]
+async fn delete_removes_the_directory_the_server_made_never_a_chosen_cwd() {
+    let fake = FakeCli::new(json!({"turns": [turn("", vec![say("ok")])]}));
+    let root = fake.dir.join("projects");
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::write(root.join("app/kept.txt"), "x").unwrap();
+    let db = TestDb::new().await;
+    let mut config = fake.config(&db);
+    config.claude.allowed_cwd = vec![root.clone()];
+    let server = TestServer::start_with(config).await;
+    let api = &server.api;
+    let chosen = json!({"cwd": root.join("app").to_str().unwrap()});
+    let mut ids = Vec::new();
+    for config in [chosen, json!({}), json!({})] {
+        let (id, mut stream) = open(api, config).await;
+        api.say(&id, "hello").await;
+        stream.until("result").await;
+        ids.push(id);
+    }
+    let sessions = fake.dir.join("data/sessions");
+    let (own, open_one) = (sessions.join(&ids[1]), sessions.join(&ids[2]));
+    assert!(own.is_dir() && open_one.is_dir());
+    assert!(
+        !sessions.join(&ids[0]).exists(),
+        "a session with a cwd got a directory"
+    );
+    assert_eq!(api.delete(&ids[0]).await, 204);
+    assert_eq!(api.delete(&ids[1]).await, 204);
+    assert!(
+        eventually(Duration::from_secs(5), || !own.exists()).await,
+        "{} left behind",
+        own.display()
+    );
+    // Stopping waits for every reaper and removal: nothing else was touched.
+    server.stop().await;
+    assert!(root.join("app/kept.txt").is_file());
+    assert!(open_one.is_dir());
 }
 
 #[tokio::test]
