@@ -123,6 +123,8 @@ impl TestServer {
         config.fixtures = fixtures_dir();
         config.default_fixture = Some("plain_qa".into());
         config.db_pool_size = 8;
+        // `/metrics` on the main listener is for admins (`support::metrics::scrape` uses it).
+        config.admin_token = Some(agent_webkit_server::config::Secret(ADMIN_TOKEN.into()));
         // Tests stop servers with turns parked on permissions; do not wait 30 s for them.
         config.drain_timeout = Duration::from_millis(300);
         config
@@ -216,7 +218,7 @@ pub const JWT_ISSUER: &str = "test-issuer";
 pub const JWT_AUDIENCE: &str = "agent-webkit-test";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
-/// A config that also accepts HS256 JWTs (`role=admin` marks admins) and the admin token.
+/// A config that also accepts HS256 JWTs (`role=admin` marks admins), besides the admin token.
 pub fn jwt_config(db: &TestDb) -> Config {
     use agent_webkit_server::auth::jwt::{JwtSettings, JwtVerifier};
     use agent_webkit_server::config::Secret;
@@ -231,7 +233,6 @@ pub fn jwt_config(db: &TestDb) -> Config {
     .unwrap()
     .unwrap();
     config.jwt = Some(std::sync::Arc::new(verifier));
-    config.admin_token = Some(Secret(ADMIN_TOKEN.into()));
     config
 }
 

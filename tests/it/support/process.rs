@@ -1,7 +1,7 @@
 //! The server binary as a child process on loopback (for what an in-process server cannot
 //! show: its own memory, its exported traces, its exit).
 
-use super::{fixtures_dir, Api, TOKEN};
+use super::{fixtures_dir, Api, ADMIN_TOKEN, TOKEN};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
@@ -38,6 +38,7 @@ impl ServerProcess {
             .arg(&fixtures)
             .args(args)
             .env("AGENT_WEBKIT_AUTH_TOKEN", TOKEN)
+            .env("AGENT_WEBKIT_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdout(out.try_clone().unwrap())
