@@ -142,7 +142,7 @@ impl FromRequestParts<AppState> for Admin {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "admin_required",
-                "the audit log is for admin principals only",
+                format!("{} is for admin principals only", parts.uri.path()),
             ));
         }
         Ok(Admin(caller))

@@ -149,7 +149,7 @@ pub struct ServeArgs {
     pub db_statement_timeout: Duration,
 
     /// Also serve `GET /metrics` without authentication on this address (e.g. `0.0.0.0:9464`
-    /// on a port only the scraper reaches). `/metrics` on --listen always requires the token.
+    /// on a port only the scraper reaches). `/metrics` on --listen requires an admin principal.
     #[arg(long, env = "AGENT_WEBKIT_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 

@@ -18,6 +18,7 @@
 pub mod claude;
 pub mod replay;
 
+use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -190,15 +191,21 @@ pub struct AgentHandle {
 /// A factory of per-session agents.
 pub trait AgentRuntime: Send + Sync + 'static {
     /// Checks the config before the session is created (unknown fixture, bad cwd, ...), so a
-    /// bad `POST /sessions` is a `400` rather than a session that fails later.
-    fn validate(&self, config: &SessionConfig) -> Result<(), AgentError>;
+    /// bad `POST /sessions` is a `400` rather than a session that fails later. Async so that a
+    /// runtime can do file I/O off the async workers (the replay runtime parses its script).
+    fn validate<'a>(&'a self, config: &'a SessionConfig) -> BoxFuture<'a, Result<(), AgentError>>;
 
     /// Starts (or, with `spec.resume_token`, resumes) the agent of one session.
-    fn start(&self, spec: StartSpec) -> Result<AgentHandle, AgentError>;
+    fn start(&self, spec: StartSpec) -> BoxFuture<'_, Result<AgentHandle, AgentError>>;
+
+    /// The session was closed by `DELETE` (committed) and its agent told to stop: it will never
+    /// start again, so the runtime may let go of what it keeps for it on this host, once that
+    /// agent is gone. Must not block.
+    fn closed(&self, _session_id: Uuid, _config: &SessionConfig) {}
 
     /// Completes once the agents stopped so far are fully gone (processes reaped). The host
     /// awaits it after releasing its sessions at shutdown, so exiting does not cut a stop short.
-    fn drain(&self) -> futures::future::BoxFuture<'_, ()> {
+    fn drain(&self) -> BoxFuture<'_, ()> {
         Box::pin(std::future::ready(()))
     }
 }

@@ -8,9 +8,10 @@
 
 use std::collections::VecDeque;
 use std::future::{ready, Future};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -36,65 +37,88 @@ impl ReplayRuntime {
 
     /// Resolves and parses a config's scenario. Names must be plain file stems so that a client
     /// cannot make the server read files outside `dir`.
-    fn load(&self, config: &SessionConfig) -> Result<(String, Vec<Vec<Step>>), AgentError> {
-        let bad = |name: &str, reason: String| AgentError::BadFixture {
-            name: name.into(),
-            reason,
-        };
+    async fn load(&self, config: &SessionConfig) -> Result<(String, Vec<Vec<Step>>), AgentError> {
         let name = config.fixture.as_ref().or(self.default_fixture.as_ref());
-        let name =
-            name.ok_or_else(|| bad("", "no fixture given and no --default-fixture".into()))?;
+        let name = name
+            .ok_or_else(|| bad_fixture("", "no fixture given and no --default-fixture".into()))?;
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
         if name.is_empty() || name.contains("..") || !name.chars().all(allowed) {
             let reason = "only A-Z a-z 0-9 _ . - are allowed (no path)".to_owned();
-            return Err(bad(name, reason));
+            return Err(bad_fixture(name, reason));
         }
-        match std::fs::read_to_string(self.dir.join(format!("{name}.jsonl"))) {
-            Ok(text) => Ok((name.clone(), parse(&text).map_err(|e| bad(name, e))?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(AgentError::FixtureNotFound(name.clone()))
-            }
-            Err(e) => Err(bad(name, format!("cannot read it: {e}"))),
+        // Outside a runtime this must fail rather than panic in `spawn_blocking`.
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|e| AgentError::Unavailable(e.to_string()))?;
+        // Reading and parsing is blocking work that grows with the script (a benchmark's can be
+        // megabytes): it runs on the blocking pool, not on a worker that serves streams.
+        let (path, name) = (self.dir.join(format!("{name}.jsonl")), name.clone());
+        rt.spawn_blocking(move || read(&path, name))
+            .await
+            .map_err(|e| AgentError::Unavailable(format!("loading the fixture: {e}")))?
+    }
+}
+
+fn bad_fixture(name: &str, reason: String) -> AgentError {
+    AgentError::BadFixture {
+        name: name.into(),
+        reason,
+    }
+}
+
+/// Reads and parses the script at `path` (blocking).
+fn read(path: &Path, name: String) -> Result<(String, Vec<Vec<Step>>), AgentError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let turns = parse(&text).map_err(|e| bad_fixture(&name, e))?;
+            Ok((name, turns))
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(AgentError::FixtureNotFound(name))
+        }
+        Err(e) => Err(bad_fixture(&name, format!("cannot read it: {e}"))),
     }
 }
 
 impl AgentRuntime for ReplayRuntime {
-    fn validate(&self, config: &SessionConfig) -> Result<(), AgentError> {
-        self.load(config).map(drop)
+    fn validate<'a>(&'a self, config: &'a SessionConfig) -> BoxFuture<'a, Result<(), AgentError>> {
+        Box::pin(async move { self.load(config).await.map(drop) })
     }
 
-    fn start(&self, spec: StartSpec) -> Result<AgentHandle, AgentError> {
-        let (fixture, turns) = self.load(&spec.config)?;
-        // `start` is sync: outside a runtime it must fail rather than panic in `tokio::spawn`.
-        let rt = tokio::runtime::Handle::try_current()
-            .map_err(|e| AgentError::Unavailable(e.to_string()))?;
-        let token = spec.resume_token.as_deref();
-        let skip = token.map(str::parse).transpose().unwrap_or_else(|e| {
-            tracing::warn!(?token, error = %e, "replay: bad resume token, starting over");
-            None
-        });
-        let (commands, commands_rx) = mpsc::channel(64);
-        // tokio's channel keeps the blocks it ever grew to (32 slots of ~120-byte events each)
-        // for reuse, so a capacity of 256 left ~30 KB per session after one long turn; 32 slots
-        // are one block, and the session task takes events one at a time anyway.
-        let (events_tx, events) = mpsc::channel(32);
-        let player = Player {
-            commands: commands_rx,
-            events: events_tx,
-            queued: VecDeque::new(),
-            session_id: spec.session_id,
-            fixture,
-        };
-        let task = rt.spawn(async move {
-            let _gone = player.run(turns, skip).await;
-            tracing::debug!(session_id = %spec.session_id, "replay: session went away");
-        });
-        Ok(AgentHandle {
-            commands,
-            events,
-            task,
+    fn start(&self, spec: StartSpec) -> BoxFuture<'_, Result<AgentHandle, AgentError>> {
+        Box::pin(async move {
+            let (fixture, turns) = self.load(&spec.config).await?;
+            Ok(play(spec, fixture, turns))
         })
+    }
+}
+
+/// Spawns the player of a loaded script.
+fn play(spec: StartSpec, fixture: String, turns: Vec<Vec<Step>>) -> AgentHandle {
+    let token = spec.resume_token.as_deref();
+    let skip = token.map(str::parse).transpose().unwrap_or_else(|e| {
+        tracing::warn!(?token, error = %e, "replay: bad resume token, starting over");
+        None
+    });
+    let (commands, commands_rx) = mpsc::channel(64);
+    // tokio's channel keeps the blocks it ever grew to (32 slots of ~120-byte events each)
+    // for reuse, so a capacity of 256 left ~30 KB per session after one long turn; 32 slots
+    // are one block, and the session task takes events one at a time anyway.
+    let (events_tx, events) = mpsc::channel(32);
+    let player = Player {
+        commands: commands_rx,
+        events: events_tx,
+        queued: VecDeque::new(),
+        session_id: spec.session_id,
+        fixture,
+    };
+    let task = tokio::spawn(async move {
+        let _gone = player.run(turns, skip).await;
+        tracing::debug!(session_id = %spec.session_id, "replay: session went away");
+    });
+    AgentHandle {
+        commands,
+        events,
+        task,
     }
 }
 

@@ -1,11 +1,14 @@
 use crate::app::AppState;
-use crate::auth::Principal;
+use crate::auth::Admin;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-/// `GET /metrics` on the main listener: the same bearer token as the API.
-pub async fn scrape(State(app): State<AppState>, _auth: Principal) -> impl IntoResponse {
+/// `GET /metrics` on the main listener: admins only (the admin token or a JWT with the admin
+/// claim; `403 admin_required` for anyone else), like the audit log. The numbers describe the
+/// whole host, every principal's sessions included, so any API user is too many; a scraper
+/// without an admin credential uses `--metrics-listen`.
+pub async fn scrape(State(app): State<AppState>, _admin: Admin) -> impl IntoResponse {
     render(&app)
 }
 

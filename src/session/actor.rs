@@ -10,6 +10,7 @@
 //! model, stop task) use a separate channel and are served during turns. The agent is started
 //! lazily, at the first turn: rehydrating a session to serve a stream costs no agent process.
 
+use super::cost::CostMeter;
 use super::log::EventLog;
 use super::translate::{self, WireEvent};
 use super::{ControlMsg, Deps, PendingAsk, PendingAsks, QueuedTurn, Session};
@@ -51,6 +52,8 @@ struct Actor {
     encoder: Encoder,
     config: SessionConfig,
     resume_token: Option<String>,
+    /// The session's cost, from the running totals the agent reports (see `cost`).
+    cost: CostMeter,
     agent: Option<AgentHandle>,
     /// Whether the agent's latest event was an `Error`: if it then exits, that error already
     /// told the client why, and only the turn's failed `result` is missing.
@@ -115,6 +118,7 @@ pub(crate) fn spawn(deps: Arc<Deps>, id: Uuid, principal: &str, claimed: Claimed
         encoder: Encoder::default(),
         config: claimed.config,
         resume_token: claimed.resume_token,
+        cost: CostMeter::new(claimed.total_cost_usd),
         agent: None,
         agent_reported_error: false,
         turn: None,
@@ -243,9 +247,11 @@ impl Actor {
                 config: self.config.clone(),
                 resume_token: self.resume_token.clone(),
             };
-            match self.deps.runtime.start(spec) {
+            let resumed = spec.resume_token.is_some();
+            match self.deps.runtime.start(spec).await {
                 Ok(agent) => {
                     self.deps.metrics.agent_processes.increment(1.0);
+                    self.cost.agent_started(resumed);
                     self.agent = Some(agent);
                 }
                 Err(e) => {
@@ -287,16 +293,14 @@ impl Actor {
                 self.append(vec![wire]).await;
             }
             AgentEvent::Result(payload) => {
-                let cost = payload
-                    .get("total_cost_usd")
-                    .and_then(|v| v.as_f64())
-                    .unwrap_or(0.0);
+                let reported = payload.get("total_cost_usd").and_then(|v| v.as_f64());
                 let id = self.id.to_string();
                 self.append(vec![translate::result(payload, &id)]).await;
                 self.pending_asks().clear();
                 if let Some(input_id) = self.turn.take() {
                     self.close_turn_span();
                     self.set_turn_state(input_id, TurnState::Done).await;
+                    let cost = self.cost.turn(reported);
                     let (store, id, epoch) = (&self.deps.store, self.id, self.epoch);
                     self.persist(|| sessions::turn_finished(store, id, epoch, cost))
                         .await;
@@ -422,8 +426,13 @@ impl Actor {
                 self.append(vec![done]).await;
                 if self.flush().await.is_ok() {
                     let last = self.next_seq - 1;
-                    self.persist(|| sessions::close(store, id, host, epoch, last))
+                    let closed = self
+                        .persist(|| sessions::close(store, id, host, epoch, last))
                         .await;
+                    // Only a committed close: a session that stays open keeps its files.
+                    if closed {
+                        deps.runtime.closed(id, &self.config);
+                    }
                 }
                 let _ = ack.send(());
             }
@@ -494,8 +503,9 @@ impl Actor {
     }
 
     /// Bookkeeping writes outside the event log: retried while Postgres is briefly away, but
-    /// never forever (the event log, not these rows, is what must not be lost).
-    async fn persist<F, Fut>(&self, write: F)
+    /// never forever (the event log, not these rows, is what must not be lost). Returns whether
+    /// the write went through.
+    async fn persist<F, Fut>(&self, write: F) -> bool
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<(), StoreError>>,
@@ -503,18 +513,19 @@ impl Actor {
         let mut backoff = Duration::from_millis(50);
         for _ in 0..8 {
             match write().await {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(e) if e.is_unavailable() => {
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                 }
                 Err(e) => {
                     tracing::warn!(session_id = %self.id, error = %e, "session bookkeeping failed");
-                    return;
+                    return false;
                 }
             }
         }
         tracing::warn!(session_id = %self.id, "session bookkeeping gave up: database unavailable");
+        false
     }
 
     fn pending_asks(

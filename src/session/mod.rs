@@ -5,9 +5,11 @@
 //! - [`log`]: the ring of committed frames (**where events are published** to subscribers).
 //! - [`subscription`]: one SSE subscriber's cursor (ring, then Postgres when behind).
 //! - [`translate`]: agent messages → wire events.
+//! - [`cost`]: the session's cost from the agents' running totals.
 //! - [`inbound`]: parsing and validating `POST /input` bodies.
 
 pub mod actor;
+mod cost;
 pub mod inbound;
 pub mod log;
 pub mod registry;

@@ -64,7 +64,7 @@ impl Registry {
             self.deps.metrics.overloaded.increment(1);
             return Err(SessionError::Overloaded);
         }
-        self.deps.runtime.validate(&config)?;
+        self.deps.runtime.validate(&config).await?;
         let id = Uuid::new_v4();
         sessions::create(&self.deps.store, id, principal, &config).await?;
         self.deps.metrics.sessions_created.increment(1);

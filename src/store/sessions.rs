@@ -18,6 +18,8 @@ pub struct Claimed {
     pub epoch: i64,
     pub config: SessionConfig,
     pub resume_token: Option<String>,
+    /// What the session's turns have cost so far, in USD.
+    pub total_cost_usd: f64,
     pub last_seq: u64,
     /// The newest events, oldest first, for the ring.
     pub tail: Vec<Frame>,
@@ -151,6 +153,7 @@ pub async fn claim(
         epoch: row.get("epoch"),
         config: serde_json::from_value(config).unwrap_or_default(),
         resume_token: row.get("resume_token"),
+        total_cost_usd: row.get("total_cost_usd"),
         last_seq,
         tail,
         open_turns,
@@ -240,7 +243,7 @@ pub async fn owned_by(store: &Store, host: i32) -> Result<Vec<Owned>, StoreError
         .collect())
 }
 
-/// Records the end of a turn: turn count and cost.
+/// Records the end of a turn: turn count and what the turn cost (not a running total).
 pub async fn turn_finished(
     store: &Store,
     id: Uuid,

@@ -377,7 +377,8 @@ async fn session_metadata_and_history_follow_the_session() {
 async fn cursors_stay_stable_while_new_events_arrive() {
     let db = TestDb::new().await;
     let mut config = jwt_config(&db);
-    config.fixtures = fixtures_with(&[("many", many_messages(400, 20))]);
+    let fixtures = fixtures_with(&[("many", many_messages(400, 20))]);
+    config.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let admin = api.with_token(ADMIN_TOKEN);

@@ -10,7 +10,8 @@ use std::time::Duration;
 async fn every_event_is_in_the_table_when_a_subscriber_receives_it() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures_with(&[("many", many_messages(300, 50))]);
+    let fixtures = fixtures_with(&[("many", many_messages(300, 50))]);
+    config.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let client = db.client().await;
@@ -218,7 +219,8 @@ async fn a_turn_in_flight_when_its_host_stops_is_reported_lost() {
 async fn queued_messages_survive_their_host() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures_with(&[]);
+    let fixtures = fixtures_with(&[]);
+    config.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config.clone()).await;
     let id = server.api.create("slow").await;
     let mut stream = server.api.stream(&id, None).await.unwrap();

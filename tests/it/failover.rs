@@ -4,7 +4,7 @@
 use crate::support::drill::{self, scenario};
 use crate::support::fleet::{free_port, Fleet};
 use crate::support::sse::names;
-use crate::support::{fixtures_with, TestDb};
+use crate::support::{fixtures_with, Scratch, TestDb};
 use agent_webkit_server::pg_embedded::{ClusterOptions, PgCluster};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const SESSIONS: usize = 20;
 const TURNS: usize = 3;
 
-fn drill_fixtures() -> std::path::PathBuf {
+fn drill_fixtures() -> Scratch {
     // About 1.2 s per turn: long enough that hosts die with turns running.
     fixtures_with(&[("drill", scenario(TURNS, 40, 30))])
 }
@@ -65,7 +65,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_of_an_owner_mid_turn_loses_nothing() {
     let db = TestDb::new().await;
-    let fleet = Fleet::start(&db.url, Some(&drill_fixtures())).await;
+    let fixtures = drill_fixtures();
+    let fleet = Fleet::start(&db.url, Some(&fixtures)).await;
     let lb = fleet.lb.api();
     let client = db.client().await;
     let sessions = drill::start(&lb, &db.url, "drill", SESSIONS, TURNS).await;
@@ -143,7 +144,8 @@ async fn sigkill_of_an_owner_mid_turn_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_paused_owner_is_fenced_and_ends_its_streams() {
     let db = TestDb::new().await;
-    let fleet = Fleet::start(&db.url, Some(&drill_fixtures())).await;
+    let fixtures = drill_fixtures();
+    let fleet = Fleet::start(&db.url, Some(&fixtures)).await;
     let lb = fleet.lb.api();
     let client = db.client().await;
     let sessions = drill::start(&lb, &db.url, "drill", SESSIONS, TURNS).await;
@@ -204,7 +206,8 @@ async fn a_paused_owner_is_fenced_and_ends_its_streams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_no_error() {
     let db = TestDb::new().await;
-    let mut fleet = Fleet::start(&db.url, Some(&drill_fixtures())).await;
+    let fixtures = drill_fixtures();
+    let mut fleet = Fleet::start(&db.url, Some(&fixtures)).await;
     let lb = fleet.lb.api();
     let client = db.client().await;
     let sessions = drill::start(&lb, &db.url, "drill", SESSIONS, TURNS).await;
@@ -245,11 +248,8 @@ async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_no_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_postgres_restart_mid_stream_loses_and_duplicates_nothing() {
-    let dir = tempfile::Builder::new()
-        .prefix("awk-pg-restart-")
-        .tempdir()
-        .unwrap()
-        .keep();
+    // Declared first, dropped last: after the cluster has stopped.
+    let dir = Scratch::dir("awk-pg-restart-");
     let port = free_port();
     let options = || ClusterOptions {
         data_dir: dir.join("data"),
@@ -259,7 +259,8 @@ async fn a_postgres_restart_mid_stream_loses_and_duplicates_nothing() {
     };
     let cluster = PgCluster::start(options()).await.unwrap();
     let url = cluster.url("postgres");
-    let fleet = Fleet::start(&url, Some(&drill_fixtures())).await;
+    let fixtures = drill_fixtures();
+    let fleet = Fleet::start(&url, Some(&fixtures)).await;
     let lb = fleet.lb.api();
     let sessions = drill::start(&lb, &url, "drill", SESSIONS, TURNS).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -297,7 +298,6 @@ async fn a_postgres_restart_mid_stream_loses_and_duplicates_nothing() {
     report.assert_clean();
     drop(fleet);
     cluster.stop().await.unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 async fn drill_probe_status(lb: &crate::support::Api) -> u16 {
@@ -312,7 +312,8 @@ async fn drill_probe_status(lb: &crate::support::Api) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_session_moves_to_the_host_the_balancer_picks_at_a_turn_boundary() {
     let db = TestDb::new().await;
-    let fleet = Fleet::start(&db.url, Some(&drill_fixtures())).await;
+    let fixtures = drill_fixtures();
+    let fleet = Fleet::start(&db.url, Some(&fixtures)).await;
     let (a, b) = (fleet.hosts[0].api(), fleet.hosts[1].api());
     let id = a.create("drill").await;
     let mut on_a = a.stream(&id, None).await.unwrap();

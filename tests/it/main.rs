@@ -11,6 +11,7 @@ mod durability;
 mod failover;
 mod fencing;
 mod fixtures;
+mod harness;
 mod limits;
 mod load;
 mod metrics;

@@ -1,5 +1,6 @@
 //! Principals: JWT subjects, isolation between them on every endpoint, admins.
 
+use crate::support::fleet::free_port;
 use crate::support::{jwt, jwt_config, jwt_signed, TestDb, TestServer, ADMIN_TOKEN, JWT_SECRET};
 use serde_json::{json, Value};
 
@@ -181,5 +182,41 @@ async fn the_audit_log_is_for_admins_only() {
         }
         assert_eq!(api.with_token("").get_json(path).await.0, 401);
     }
+    server.stop().await;
+}
+
+/// `/metrics` on the main listener answers admins only; on `--metrics-listen` it stays open.
+#[tokio::test]
+async fn metrics_on_the_main_listener_are_for_admins_only() {
+    let db = TestDb::new().await;
+    let mut config = jwt_config(&db);
+    let port = free_port();
+    config.metrics_listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    let server = TestServer::start_with(config).await;
+    let api = &server.api;
+    for user in [
+        api.clone(),
+        api.with_token(&jwt("alice", json!({}))),
+        api.with_token(&jwt("alice", json!({"role": "user"}))),
+    ] {
+        let (status, body) = user.get_json("/metrics").await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["code"], "admin_required", "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("/metrics"),
+            "{body}"
+        );
+    }
+    for admin in [
+        api.with_token(ADMIN_TOKEN),
+        api.with_token(&jwt("root", json!({"role": ["ops", "admin"]}))),
+    ] {
+        assert_eq!(admin.get_status("/metrics").await, Some(200));
+    }
+    assert_eq!(api.with_token("").get_status("/metrics").await, Some(401));
+    let open = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(open.status(), 200);
     server.stop().await;
 }

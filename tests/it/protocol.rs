@@ -147,7 +147,8 @@ async fn questions_are_answered_once_and_the_wrong_reply_type_is_refused() {
 async fn interrupt_ends_the_turn_with_an_interrupted_result() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures_with(&[]);
+    let fixtures = fixtures_with(&[]);
+    config.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
 
@@ -288,7 +289,8 @@ async fn idle_streams_get_keepalive_comments() {
 async fn a_full_inbound_queue_is_503_with_retry_after() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures_with(&[]);
+    let fixtures = fixtures_with(&[]);
+    config.fixtures = fixtures.to_path_buf();
     config.max_queued_inputs = 1;
     let server = TestServer::start_with(config).await;
     let api = &server.api;

@@ -39,7 +39,8 @@ async fn resume_with_ring(ring_size: usize) {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
     config.ring_size = ring_size;
-    config.fixtures = fixtures_with(&[("many", many_messages(n, 60))]);
+    let fixtures = fixtures_with(&[("many", many_messages(n, 60))]);
+    config.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config.clone()).await;
     let (id, all) = long_session(&server.api, n).await;
     let points = [
@@ -69,7 +70,8 @@ async fn resume_is_412_only_when_events_are_gone() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
     config.ring_size = 10;
-    config.fixtures = fixtures_with(&[("many", many_messages(100, 10))]);
+    let fixtures = fixtures_with(&[("many", many_messages(100, 10))]);
+    config.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let (id, all) = long_session(api, 100).await;
@@ -116,7 +118,8 @@ async fn a_slow_subscriber_catches_up_from_postgres_while_a_fast_one_stays_live(
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
     config.ring_size = 10;
-    config.fixtures = fixtures_with(&[("many", many_messages(n, 1000))]);
+    let fixtures = fixtures_with(&[("many", many_messages(n, 1000))]);
+    config.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("many").await;
@@ -143,7 +146,8 @@ async fn a_slow_subscriber_catches_up_from_postgres_while_a_fast_one_stays_live(
 async fn a_reconnecting_client_sees_every_event_once_across_a_restart() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures_with(&[]);
+    let fixtures = fixtures_with(&[]);
+    config.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config.clone()).await;
     let api = server.api.clone();
     let id = api.create("multi_turn").await;

@@ -4,8 +4,9 @@
 //! arbitrary one. A `cwd` from the session config is accepted only if, once canonicalized
 //! (symlinks resolved, `..` removed), it is a directory under one of the `--allowed-cwd` roots,
 //! which are canonicalized once at start. Without a `cwd`, a session gets its own directory
-//! `<data-dir>/sessions/<session id>`, created on first start. The check runs at
-//! `POST /sessions` (a `400`) and again at every start, since a symlink can change in between.
+//! `<data-dir>/sessions/<session id>`, created on first start and removed when the session is
+//! closed (`workdirs`). The check runs at `POST /sessions` (a `400`) and again at every start,
+//! since a symlink can change in between.
 
 use super::AgentError;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,11 @@ impl Roots {
         let sessions =
             std::fs::canonicalize(&sessions).map_err(|e| unavailable("resolving", &sessions, e))?;
         Ok(Roots { allowed, sessions })
+    }
+
+    /// `<data-dir>/sessions`, canonical: where sessions without a `cwd` get their directory.
+    pub fn sessions(&self) -> &Path {
+        &self.sessions
     }
 
     /// The canonical form of a requested `cwd`, if it lies under an allowed root.

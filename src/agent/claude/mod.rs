@@ -6,6 +6,7 @@
 //! client is written here, in small parts:
 //! - [`argv`]: the command line and environment (§2), credentials passed through untouched;
 //! - [`cwd`]: where a session's CLI may run (allowed roots, per-session directories);
+//! - [`workdirs`]: removing a closed session's own directory once its CLI is reaped;
 //! - [`process`]: spawn in a process group; close stdin, SIGTERM, SIGKILL; reap in the background;
 //! - [`pipes`]: the stdout reader, the stderr drainer and the stdin writer tasks;
 //! - [`protocol`]: NDJSON framing and the frames we write, kept as raw `serde_json::Value`s;
@@ -32,6 +33,7 @@ mod pipes;
 mod process;
 mod protocol;
 mod requests;
+mod workdirs;
 
 use super::{
     AgentCommand, AgentError, AgentEvent, AgentHandle, AgentRuntime, SessionConfig, StartSpec,
@@ -39,6 +41,7 @@ use super::{
 };
 use crate::config::ClaudeArgs;
 use argv::{Conversation, Launch};
+use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,7 +62,9 @@ pub struct Options {
 pub struct ClaudeRuntime {
     options: Arc<Options>,
     roots: cwd::Roots,
-    /// Every process's driver and reaper, so a host shutting down can wait for them.
+    workdirs: Arc<workdirs::Workdirs>,
+    /// Every process's driver and reaper (and directory removal), so a host shutting down can
+    /// wait for them.
     tasks: tokio_util::task::TaskTracker,
 }
 
@@ -76,10 +81,13 @@ impl ClaudeRuntime {
             stop_grace: args.claude_stop_grace,
             max_frame_bytes: args.claude_max_frame_bytes.max(1024),
         };
+        let tasks = tokio_util::task::TaskTracker::new();
+        let workdirs = workdirs::Workdirs::new(roots.sessions().to_owned(), tasks.clone());
         Ok(ClaudeRuntime {
             options: Arc::new(options),
             roots,
-            tasks: Default::default(),
+            workdirs,
+            tasks,
         })
     }
 
@@ -139,20 +147,43 @@ fn find_executable(path: &Path) -> Result<PathBuf, AgentError> {
 }
 
 impl AgentRuntime for ClaudeRuntime {
-    fn validate(&self, config: &SessionConfig) -> Result<(), AgentError> {
-        self.check(config)?;
-        if let Some(cwd) = &config.cwd {
-            self.roots.check(cwd)?;
-        }
-        Ok(())
+    fn validate<'a>(&'a self, config: &'a SessionConfig) -> BoxFuture<'a, Result<(), AgentError>> {
+        Box::pin(async move {
+            self.check(config)?;
+            if let Some(cwd) = &config.cwd {
+                self.roots.check(cwd)?;
+            }
+            Ok(())
+        })
     }
 
-    fn start(&self, spec: StartSpec) -> Result<AgentHandle, AgentError> {
+    fn start(&self, spec: StartSpec) -> BoxFuture<'_, Result<AgentHandle, AgentError>> {
+        Box::pin(async move { self.spawn(spec) })
+    }
+
+    /// Only the directory the server made for the session goes, never a client's `cwd`.
+    fn closed(&self, session_id: Uuid, config: &SessionConfig) {
+        if config.cwd.is_none() {
+            self.workdirs.close(session_id);
+        }
+    }
+
+    fn drain(&self) -> BoxFuture<'_, ()> {
+        self.tasks.close();
+        Box::pin(self.tasks.wait())
+    }
+}
+
+impl ClaudeRuntime {
+    /// Starts a CLI process and its driver.
+    fn spawn(&self, spec: StartSpec) -> Result<AgentHandle, AgentError> {
         let hooks = self.check(&spec.config)?;
+        // Taken first, so that the directory `resolve` creates is never without a holder.
+        let lease = (spec.config.cwd.is_none()).then(|| self.workdirs.lease(spec.session_id));
         let cwd = self
             .roots
             .resolve(spec.config.cwd.as_deref(), spec.session_id)?;
-        // `start` is sync: outside a runtime it must fail rather than panic in `tokio::spawn`.
+        // Outside a runtime this must fail rather than panic in `tokio::spawn`.
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|e| AgentError::Unavailable(e.to_string()))?;
         let _entered = rt.enter();
@@ -180,7 +211,7 @@ impl AgentRuntime for ClaudeRuntime {
             .env_clear()
             .envs(argv::env(std::env::vars_os(), &cwd));
         let grace = self.options.stop_grace;
-        let spawned = process::spawn(command, grace, self.tasks.clone()).map_err(|e| {
+        let spawned = process::spawn(command, grace, self.tasks.clone(), lease).map_err(|e| {
             let path = self.options.path.display();
             AgentError::Unavailable(format!("cannot start the Claude CLI ({path}): {e}"))
         })?;
@@ -228,10 +259,5 @@ impl AgentRuntime for ClaudeRuntime {
             events,
             task,
         })
-    }
-
-    fn drain(&self) -> futures::future::BoxFuture<'_, ()> {
-        self.tasks.close();
-        Box::pin(self.tasks.wait())
     }
 }

@@ -14,12 +14,16 @@
 //! cannot name another group while members of its group remain (Linux keeps a pid allocated
 //! while it is in use as a process group id), so this last signal only reaches stragglers.
 //! [`Process`] also stops the CLI when dropped without [`Process::stop`] (a driver task that
-//! was aborted), so no path leaves a process running or unreaped.
+//! was aborted), so no path leaves a process running or unreaped. It carries the process's
+//! [`Lease`] on its session directory into the reaper, which lets go of it once the CLI is
+//! reaped: a closed session's directory is removed only then (`workdirs`).
 
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio_util::task::TaskTracker;
+
+use super::workdirs::Lease;
 
 use rustix::process::{kill_process_group, Pid, Signal};
 
@@ -31,11 +35,12 @@ pub struct Spawned {
 }
 
 /// Spawns `command` with piped stdio in a new process group. Its reaper will run on `reapers`,
-/// which the host waits for at shutdown.
+/// which the host waits for at shutdown, and drop `lease` once the CLI is reaped.
 pub fn spawn(
     mut command: Command,
     grace: Duration,
     reapers: TaskTracker,
+    lease: Option<Lease>,
 ) -> std::io::Result<Spawned> {
     command
         .stdin(Stdio::piped())
@@ -60,6 +65,7 @@ pub fn spawn(
             group,
             grace,
             reapers,
+            lease,
         },
         stdin,
         stdout,
@@ -81,6 +87,7 @@ pub struct Process {
     group: Option<Pid>,
     grace: Duration,
     reapers: TaskTracker,
+    lease: Option<Lease>,
 }
 
 impl Process {
@@ -97,7 +104,9 @@ impl Process {
     /// Stops and reaps the CLI in the background.
     pub fn stop(mut self, how: Stop) {
         if let Some(child) = self.child.take() {
-            self.reapers.spawn(reap(child, self.group, self.grace, how));
+            let lease = self.lease.take();
+            self.reapers
+                .spawn(reap(child, self.group, self.grace, how, lease));
         }
     }
 }
@@ -109,7 +118,8 @@ impl Drop for Process {
         };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                let reap = reap(child, self.group, self.grace, Stop::Now);
+                let lease = self.lease.take();
+                let reap = reap(child, self.group, self.grace, Stop::Now, lease);
                 drop(self.reapers.spawn_on(reap, &rt));
             }
             // No runtime left to wait with: kill now; `kill_on_drop` covers the CLI itself.
@@ -118,7 +128,13 @@ impl Drop for Process {
     }
 }
 
-async fn reap(mut child: Child, group: Option<Pid>, grace: Duration, how: Stop) {
+async fn reap(
+    mut child: Child,
+    group: Option<Pid>,
+    grace: Duration,
+    how: Stop,
+    lease: Option<Lease>,
+) {
     let pid = child.id();
     let exited = how == Stop::Graceful && wait(&mut child, grace).await;
     if !exited {
@@ -133,6 +149,7 @@ async fn reap(mut child: Child, group: Option<Pid>, grace: Duration, how: Stop) 
     }
     signal(group, Signal::KILL);
     tracing::debug!(?pid, "the Claude CLI is reaped");
+    drop(lease);
 }
 
 /// Whether the child exited (and was reaped) within `within`.

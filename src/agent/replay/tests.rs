@@ -15,18 +15,19 @@ fn config(fixture: Option<&str>) -> SessionConfig {
     }
 }
 
-fn start_in(dir: &Path, fixture: &str, token: Option<&str>) -> AgentHandle {
+async fn start_in(dir: &Path, fixture: &str, token: Option<&str>) -> AgentHandle {
     let (config, resume_token) = (config(Some(fixture)), token.map(Into::into));
     let spec = StartSpec {
         session_id: Uuid::nil(),
         config,
         resume_token,
     };
-    ReplayRuntime::new(dir.into(), None).start(spec).unwrap()
+    let runtime = ReplayRuntime::new(dir.into(), None);
+    runtime.start(spec).await.unwrap()
 }
 
-fn start(fixture: &str, token: Option<&str>) -> AgentHandle {
-    start_in(FIXTURES.as_ref(), fixture, token)
+async fn start(fixture: &str, token: Option<&str>) -> AgentHandle {
+    start_in(FIXTURES.as_ref(), fixture, token).await
 }
 
 async fn say(h: &AgentHandle) {
@@ -83,7 +84,7 @@ async fn expect_quiet(h: &mut AgentHandle) {
 
 #[tokio::test]
 async fn plain_qa_plays_one_turn_and_ends_with_the_session() {
-    let mut h = start("plain_qa", None);
+    let mut h = start("plain_qa", None).await;
     say(&h).await;
     let AgentEvent::Assistant {
         id,
@@ -114,7 +115,7 @@ async fn plain_qa_plays_one_turn_and_ends_with_the_session() {
 
 #[tokio::test]
 async fn read_allow_plays_on_after_allow() {
-    let mut h = start("read_allow", None);
+    let mut h = start("read_allow", None).await;
     say(&h).await;
     expect(&mut h, &["m_1"]).await;
     let ask = next_ask(&mut h).await;
@@ -143,7 +144,7 @@ async fn every_reference_fixture_plays_to_its_result() {
         if path.extension() != Some("jsonl".as_ref()) {
             continue;
         }
-        let mut h = start(name, None);
+        let mut h = start(name, None).await;
         say(&h).await;
         loop {
             match next(&mut h).await {
@@ -163,25 +164,25 @@ async fn every_reference_fixture_plays_to_its_result() {
 
 #[tokio::test]
 async fn turns_wait_for_user_messages_and_resume_skips_played_ones() {
-    let mut h = start("multi_turn", None);
+    let mut h = start("multi_turn", None).await;
     say(&h).await;
     expect(&mut h, &["m_1", "success@fake-mt", "token:1"]).await;
     expect_quiet(&mut h).await;
     say(&h).await;
     expect(&mut h, &["m_2", "success@fake-mt", "token:2"]).await;
 
-    let mut h = start("multi_turn", Some("1"));
+    let mut h = start("multi_turn", Some("1")).await;
     say(&h).await;
     expect(&mut h, &["m_2", "success@fake-mt", "token:2"]).await;
     // An unreadable token starts over.
-    let mut h = start("multi_turn", Some("one"));
+    let mut h = start("multi_turn", Some("one")).await;
     say(&h).await;
     expect(&mut h, &["m_1"]).await;
 }
 
 #[tokio::test]
 async fn interrupt_cuts_a_delay_short() {
-    let mut h = start("interrupt_mid_stream", None);
+    let mut h = start("interrupt_mid_stream", None).await;
     say(&h).await;
     expect(&mut h, &["m_1"]).await;
     control(&h, Control::Interrupt).await;
@@ -194,7 +195,7 @@ async fn interrupt_cuts_a_delay_short() {
         {"kind":"delay","seconds":3600}
         {"kind":"outbound","message":{"type":"ResultMessage","session_id":"s"}}"#;
     std::fs::write(dir.path().join("long.jsonl"), script).unwrap();
-    let mut h = start_in(dir.path(), "long", None);
+    let mut h = start_in(dir.path(), "long", None).await;
     say(&h).await;
     control(&h, Control::Interrupt).await;
     expect(&mut h, &["interrupted@s", "token:1"]).await;
@@ -202,7 +203,7 @@ async fn interrupt_cuts_a_delay_short() {
 
 #[tokio::test]
 async fn interrupt_abandons_a_parked_callback() {
-    let mut h = start("read_allow", None);
+    let mut h = start("read_allow", None).await;
     say(&h).await;
     expect(&mut h, &["m_1"]).await;
     let ask = next_ask(&mut h).await;
@@ -220,7 +221,7 @@ async fn deny_with_interrupt_stops_the_turn_unless_the_script_ends_it() {
         ("read_allow", "fake-2"),
         ("deny_with_interrupt", "fake-deny"),
     ] {
-        let mut h = start(fixture, None);
+        let mut h = start(fixture, None).await;
         say(&h).await;
         expect(&mut h, &["m_1"]).await;
         let deny = Decision::Deny {
@@ -235,20 +236,20 @@ async fn deny_with_interrupt_stops_the_turn_unless_the_script_ends_it() {
 
 #[tokio::test]
 async fn the_task_ends_when_the_session_goes_away() {
-    let mut h = start("read_allow", None);
+    let mut h = start("read_allow", None).await;
     say(&h).await;
     expect(&mut h, &["m_1"]).await;
     drop(next_ask(&mut h).await); // the decision's sender
     assert!(h.events.recv().await.is_none());
 
-    let h = start("plain_qa", None);
+    let h = start("plain_qa", None).await;
     drop(h.events);
     timeout(PATIENCE, h.task).await.unwrap().unwrap();
 }
 
 #[tokio::test]
 async fn a_message_past_the_script_reports_exhaustion() {
-    let mut h = start("plain_qa", None);
+    let mut h = start("plain_qa", None).await;
     say(&h).await;
     say(&h).await; // mid-turn: queued, not dropped
     expect(&mut h, &["m_1", "success@fake-1", "token:1"]).await;
@@ -259,20 +260,20 @@ async fn a_message_past_the_script_reports_exhaustion() {
     expect_quiet(&mut h).await; // in particular, no resume token
 }
 
-#[test]
-fn validate_checks_names_files_and_lines() {
+#[tokio::test]
+async fn validate_checks_names_files_and_lines() {
     let rt = ReplayRuntime::new(FIXTURES.into(), None);
-    assert!(rt.validate(&config(Some("plain_qa"))).is_ok());
+    assert!(rt.validate(&config(Some("plain_qa"))).await.is_ok());
     for name in ["../x", "", "a/b", "a\\b", "..", "x y"] {
-        let err = rt.validate(&config(Some(name))).unwrap_err();
+        let err = rt.validate(&config(Some(name))).await.unwrap_err();
         assert!(matches!(err, AgentError::BadFixture { .. }), "{name}");
     }
-    let err = rt.validate(&config(Some("nope"))).unwrap_err();
+    let err = rt.validate(&config(Some("nope"))).await.unwrap_err();
     assert!(matches!(err, AgentError::FixtureNotFound(_)), "{err}");
-    let err = rt.validate(&config(None)).unwrap_err();
+    let err = rt.validate(&config(None)).await.unwrap_err();
     assert!(err.to_string().contains("--default-fixture"), "{err}");
     let rt = ReplayRuntime::new(FIXTURES.into(), Some("plain_qa".into()));
-    assert!(rt.validate(&config(None)).is_ok());
+    assert!(rt.validate(&config(None)).await.is_ok());
 
     let dir = tempfile::tempdir().unwrap();
     let rt = ReplayRuntime::new(dir.path().into(), None);
@@ -286,9 +287,17 @@ fn validate_checks_names_files_and_lines() {
     for line in bad_lines {
         let text = format!("{{\"kind\":\"expect_user_query\"}}\n\n{line}\n");
         std::fs::write(dir.path().join("bad.jsonl"), text).unwrap();
-        match rt.validate(&config(Some("bad"))) {
+        match rt.validate(&config(Some("bad"))).await {
             Err(AgentError::BadFixture { reason, .. }) => assert!(reason.starts_with("line 3")),
             other => panic!("{line}: {other:?}"),
         }
     }
+}
+
+/// Loading runs on tokio's blocking pool; polled without a runtime it is an error, not a panic.
+#[test]
+fn loading_outside_a_runtime_fails_instead_of_panicking() {
+    let rt = ReplayRuntime::new(FIXTURES.into(), None);
+    let err = futures::executor::block_on(rt.validate(&config(Some("plain_qa")))).unwrap_err();
+    assert!(matches!(err, AgentError::Unavailable(_)), "{err}");
 }

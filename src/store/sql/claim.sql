@@ -10,5 +10,5 @@ WHERE id = $1
   AND (owner IS NULL OR owner = $2 OR NOT host_alive(owner, make_interval(secs => $4)))
 -- previous_owner: the subquery reads the statement's snapshot, i.e. the row before this UPDATE
 -- (for the takeover count; a host other than $2 there means the session was taken over).
-RETURNING epoch, principal, config, resume_token, last_seq,
+RETURNING epoch, principal, config, resume_token, total_cost_usd, last_seq,
           (SELECT owner FROM sessions WHERE id = $1) AS previous_owner

@@ -2,7 +2,7 @@
 //! a restart or on another host, a CLI that never gets ready, and teardown without orphans.
 
 use super::{argv, eventually, gone, open, reaped, say, turn, FakeCli};
-use crate::support::{TestDb, TestServer};
+use crate::support::{Api, TestDb, TestServer};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -251,6 +251,60 @@ async fn resume_after_a_restart_and_on_another_host_continues_the_conversation()
     server.stop().await;
 }
 
+/// The session's `turns` and `total_cost_usd` once `turns` reached `turns` (the row is updated
+/// right after the `result` is committed, so a client may see the result first).
+async fn cost_after(api: &Api, id: &str, turns: i64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, session) = api.get_json(&format!("/sessions/{id}")).await;
+        assert_eq!(status, 200, "{session}");
+        if session["turns"] == turns {
+            return session["total_cost_usd"].as_f64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "{session}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The CLI's `total_cost_usd` is its conversation's running total (spec §6.5), continued by a
+/// resumed process (§13): the session's cost is the latest figure, not the sum of them.
+#[tokio::test]
+async fn the_session_cost_is_the_running_total_across_turns_and_a_resume() {
+    let fake = FakeCli::new(json!({"turns": [turn("", vec![say("ok")])]}));
+    let db = TestDb::new().await;
+    let server = fake.server(&db).await;
+    let (id, mut stream) = open(&server.api, json!({})).await;
+    let mut reported = Vec::new();
+    let mut last = String::new();
+    for (n, text) in (1..).zip(["one", "two", "three"]) {
+        server.api.say(&id, text).await;
+        let result = stream.until("result").await.pop().unwrap();
+        reported.push(result.data["total_cost_usd"].as_f64().unwrap());
+        last = result.id.to_string();
+        let stored = cost_after(&server.api, &id, n).await;
+        assert!(
+            (stored - reported[n as usize - 1]).abs() < 1e-9,
+            "{stored} {reported:?}"
+        );
+    }
+    assert!(reported.windows(2).all(|w| w[1] > w[0]), "{reported:?}");
+    server.stop().await;
+
+    // A new process resumes the conversation, and its running total goes on from there.
+    let server = fake.server(&db).await;
+    let mut stream = server.api.stream(&id, Some(&last)).await.unwrap();
+    server.api.say(&id, "four").await;
+    let result = stream.until("result").await.pop().unwrap();
+    let four = result.data["total_cost_usd"].as_f64().unwrap();
+    assert!(four > reported[2], "{four} {reported:?}");
+    let stored = cost_after(&server.api, &id, 4).await;
+    assert!((stored - four).abs() < 1e-9, "{stored} {four}");
+    let starts = fake.starts();
+    assert_eq!(starts.len(), 2);
+    assert!(has(&argv(&starts[1]), &format!("--resume={id}")));
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_conversation_missing_on_this_host_is_a_clear_error() {
     let scenario = json!({"turns": [turn("", vec![say("hi")])]});
@@ -329,6 +383,13 @@ async fn delete_leaves_no_process(ignore_sigterm: bool) {
     let pid = fake.starts()[0]["pid"].as_u64().unwrap();
     let child = fake.records_of("child")[0]["child"].as_u64().unwrap();
     assert!(!gone(pid) && !gone(child));
+    // The session's own directory, with what the agent left there and a link out of it.
+    let dir = fake.dir.join("data/sessions").join(&id);
+    std::fs::write(dir.join("notes.txt"), "x").unwrap();
+    let outside = fake.dir.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("keep"), "x").unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("link")).unwrap();
 
     let asked = Instant::now();
     assert_eq!(api.delete(&id).await, 204);
@@ -339,6 +400,23 @@ async fn delete_leaves_no_process(ignore_sigterm: bool) {
     );
     let rest = stream.rest().await;
     assert_eq!(rest.last().unwrap().event, "done");
+    // The directory goes, but never while the CLI is still there (checked in that order: a
+    // CLI alive now was alive when the directory was looked at).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let exists = dir.exists();
+        let alive = !reaped(pid);
+        assert!(
+            exists || !alive,
+            "the directory went before the CLI was reaped"
+        );
+        if !exists {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{} left behind", dir.display());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(outside.join("keep").is_file(), "removal followed a symlink");
     // grace 300 ms after EOF, then SIGTERM, then (if ignored) 300 ms more and SIGKILL.
     assert!(
         eventually(Duration::from_secs(5), || reaped(pid)).await,
@@ -369,6 +447,47 @@ async fn delete_mid_turn_stops_the_cli_and_its_children() {
 #[tokio::test]
 async fn delete_kills_a_cli_that_ignores_sigterm() {
     delete_leaves_no_process(true).await;
+}
+
+/// `DELETE` removes only what the server made: a session's own directory goes, a `cwd` the client
+/// chose stays with its files, and a session that is not closed keeps its directory.
+#[tokio::test]
+async fn delete_removes_the_directory_the_server_made_never_a_chosen_cwd() {
+    let fake = FakeCli::new(json!({"turns": [turn("", vec![say("ok")])]}));
+    let root = fake.dir.join("projects");
+    std::fs::create_dir_all(root.join("app")).unwrap();
+    std::fs::write(root.join("app/kept.txt"), "x").unwrap();
+    let db = TestDb::new().await;
+    let mut config = fake.config(&db);
+    config.claude.allowed_cwd = vec![root.clone()];
+    let server = TestServer::start_with(config).await;
+    let api = &server.api;
+    let chosen = json!({"cwd": root.join("app").to_str().unwrap()});
+    let mut ids = Vec::new();
+    for config in [chosen, json!({}), json!({})] {
+        let (id, mut stream) = open(api, config).await;
+        api.say(&id, "hello").await;
+        stream.until("result").await;
+        ids.push(id);
+    }
+    let sessions = fake.dir.join("data/sessions");
+    let (own, open_one) = (sessions.join(&ids[1]), sessions.join(&ids[2]));
+    assert!(own.is_dir() && open_one.is_dir());
+    assert!(
+        !sessions.join(&ids[0]).exists(),
+        "a session with a cwd got a directory"
+    );
+    assert_eq!(api.delete(&ids[0]).await, 204);
+    assert_eq!(api.delete(&ids[1]).await, 204);
+    assert!(
+        eventually(Duration::from_secs(5), || !own.exists()).await,
+        "{} left behind",
+        own.display()
+    );
+    // Stopping waits for every reaper and removal: nothing else was touched.
+    server.stop().await;
+    assert!(root.join("app/kept.txt").is_file());
+    assert!(open_one.is_dir());
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ mod scenarios;
 mod streaming;
 
 use crate::support::sse::{Event, SseStream};
-use crate::support::{Api, TestDb, TestServer};
+use crate::support::{Api, Scratch, TestDb, TestServer};
 use agent_webkit_server::config::{AgentKind, Config};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
@@ -23,17 +23,13 @@ pub struct FakeCli {
     pub wrapper: PathBuf,
     scenario: PathBuf,
     record: PathBuf,
-    /// Removes `dir` when the test is over.
-    _tmp: tempfile::TempDir,
+    /// Removes `dir` when the test is over (keeps it if the test failed).
+    _tmp: Scratch,
 }
 
 impl FakeCli {
     pub fn new(scenario: Value) -> FakeCli {
-        let tmp = tempfile::Builder::new()
-            .prefix("awk-fake-claude-")
-            .tempdir()
-            .unwrap();
-        FakeCli::in_dir(tmp, scenario)
+        FakeCli::in_dir(Scratch::dir("awk-fake-claude-"), scenario)
     }
 
     /// Another "host" sharing `other`'s transcripts (its `CLAUDE_CONFIG_DIR`).
@@ -45,7 +41,7 @@ impl FakeCli {
         fake
     }
 
-    fn in_dir(tmp: tempfile::TempDir, scenario: Value) -> FakeCli {
+    fn in_dir(tmp: Scratch, scenario: Value) -> FakeCli {
         let dir = tmp.path().to_owned();
         let fake = FakeCli {
             wrapper: dir.join("claude"),

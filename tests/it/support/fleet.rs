@@ -1,7 +1,7 @@
 //! Real processes: several hosts of the built binary on loopback behind HAProxy configured from
 //! `ops/haproxy.cfg` (the file users deploy), sharing one Postgres.
 
-use super::{fixtures_dir, Api, TOKEN};
+use super::{fixtures_dir, Api, Scratch, TOKEN};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -165,27 +165,23 @@ fn haproxy() -> &'static str {
         .unwrap_or("haproxy")
 }
 
-/// Three hosts behind HAProxy on `db_url`, with log files in a temp dir (printed on failure).
+/// Three hosts behind HAProxy on `db_url`, with log files in a temp dir (kept and printed on
+/// failure; `logs` is declared last so it is dropped after the processes writing there).
 pub struct Fleet {
     pub hosts: Vec<Host>,
     pub lb: Balancer,
-    pub logs: PathBuf,
+    pub logs: Scratch,
 }
 
 impl Fleet {
     pub async fn start(db_url: &str, fixtures: Option<&Path>) -> Fleet {
-        let logs = tempfile::Builder::new()
-            .prefix("awk-fleet-")
-            .tempdir()
-            .unwrap()
-            .keep();
+        let logs = Scratch::dir("awk-fleet-");
         let fixtures = fixtures.map(Path::to_path_buf).unwrap_or_else(fixtures_dir);
         let mut hosts = Vec::new();
         for i in 1..=3 {
             hosts.push(Host::start(&format!("h{i}"), db_url, &fixtures, &logs, &[]).await);
         }
         let lb = Balancer::start(&hosts.iter().collect::<Vec<_>>()).await;
-        eprintln!("fleet logs: {}", logs.display());
         Fleet { hosts, lb, logs }
     }
 

@@ -1,17 +1,17 @@
 //! Scraping `/metrics` and reading it as Prometheus text (parsed by `prometheus-parse`, so a
 //! malformed exposition fails the test).
 
-use super::Api;
+use super::{Api, ADMIN_TOKEN};
 use prometheus_parse::{Scrape, Value};
 
 pub struct Scraped(pub Scrape);
 
-/// `GET /metrics` with the API's token; panics unless it is `200` Prometheus text.
+/// `GET /metrics` with the admin token; panics unless it is `200` Prometheus text.
 pub async fn scrape(api: &Api) -> Scraped {
     let r = api
         .http
         .get(format!("{}/metrics", api.base))
-        .bearer_auth(&api.token)
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();

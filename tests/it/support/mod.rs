@@ -7,10 +7,11 @@ pub mod drill;
 pub mod fleet;
 pub mod metrics;
 pub mod process;
+pub mod scratch;
 pub mod sse;
 
 use agent_webkit_server::config::{AuthMode, Config};
-use agent_webkit_server::pg_embedded::{ClusterOptions, PgCluster};
+use agent_webkit_server::pg_embedded::{ClusterOptions, EmbeddedError, PgCluster};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -19,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use api::Api;
+pub use scratch::Scratch;
 
 pub const TOKEN: &str = "test-token";
 
@@ -28,24 +30,14 @@ fn cluster_port() -> u16 {
     *PORT.get_or_init(|| {
         init_tracing();
         // Started on its own runtime and leaked: it lives as long as the test process, and its
-        // watchdog stops it (and deletes its directory) when the process exits.
+        // watchdog stops it and deletes its directory when the process exits.
         std::thread::spawn(|| {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
-            let dir = tempfile::Builder::new()
-                .prefix("awk-test-pg-")
-                .tempdir()
-                .unwrap()
-                .keep();
-            let cluster = rt
-                .block_on(PgCluster::start(ClusterOptions {
-                    data_dir: dir.join("data"),
-                    ephemeral: true,
-                    fsync: false,
-                    port: None,
-                }))
+            let (cluster, _dir) = rt
+                .block_on(throwaway_cluster())
                 .expect("starting the test PostgreSQL cluster");
             let port = cluster.port();
             std::mem::forget(cluster);
@@ -55,6 +47,27 @@ fn cluster_port() -> u16 {
         .join()
         .unwrap()
     })
+}
+
+/// An ephemeral cluster in `<tmp>/awk-test-pg-*` (returned too). It stops and deletes that
+/// directory once the cluster is stopped or dropped, or the process exits. The data dir is the
+/// temp dir's child itself: the watchdog, which runs as `postgres` when we are root, may delete
+/// it from the sticky, world-writable temp dir, but from a parent of root's it could only empty
+/// it, and every test run left an `awk-test-pg-*/data` behind.
+pub async fn throwaway_cluster() -> Result<(PgCluster, PathBuf), EmbeddedError> {
+    let dir = tempfile::Builder::new()
+        .prefix("awk-test-pg-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    let cluster = PgCluster::start(ClusterOptions {
+        data_dir: dir.clone(),
+        ephemeral: true,
+        fsync: false,
+        port: None,
+    })
+    .await?;
+    Ok((cluster, dir))
 }
 
 fn init_tracing() {
@@ -123,6 +136,8 @@ impl TestServer {
         config.fixtures = fixtures_dir();
         config.default_fixture = Some("plain_qa".into());
         config.db_pool_size = 8;
+        // `/metrics` on the main listener is for admins (`support::metrics::scrape` uses it).
+        config.admin_token = Some(agent_webkit_server::config::Secret(ADMIN_TOKEN.into()));
         // Tests stop servers with turns parked on permissions; do not wait 30 s for them.
         config.drain_timeout = Duration::from_millis(300);
         config
@@ -168,13 +183,10 @@ impl TestServer {
 }
 
 /// A fixtures directory with the reference scenarios plus test-made ones: `slow` (a turn that
-/// sleeps 30 s mid-way), and any `extra` given as (name, JSON Lines).
-pub fn fixtures_with(extra: &[(&str, String)]) -> PathBuf {
-    let dir = tempfile::Builder::new()
-        .prefix("awk-fixtures-")
-        .tempdir()
-        .unwrap()
-        .keep();
+/// sleeps 30 s mid-way), and any `extra` given as (name, JSON Lines). Removed when the guard
+/// drops, unless the test failed.
+pub fn fixtures_with(extra: &[(&str, String)]) -> Scratch {
+    let dir = Scratch::dir("awk-fixtures-");
     for entry in std::fs::read_dir(fixtures_dir()).unwrap() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
@@ -216,7 +228,7 @@ pub const JWT_ISSUER: &str = "test-issuer";
 pub const JWT_AUDIENCE: &str = "agent-webkit-test";
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
-/// A config that also accepts HS256 JWTs (`role=admin` marks admins) and the admin token.
+/// A config that also accepts HS256 JWTs (`role=admin` marks admins), besides the admin token.
 pub fn jwt_config(db: &TestDb) -> Config {
     use agent_webkit_server::auth::jwt::{JwtSettings, JwtVerifier};
     use agent_webkit_server::config::Secret;
@@ -231,7 +243,6 @@ pub fn jwt_config(db: &TestDb) -> Config {
     .unwrap()
     .unwrap();
     config.jwt = Some(std::sync::Arc::new(verifier));
-    config.admin_token = Some(Secret(ADMIN_TOKEN.into()));
     config
 }
 

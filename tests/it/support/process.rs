@@ -1,7 +1,7 @@
 //! The server binary as a child process on loopback (for what an in-process server cannot
 //! show: its own memory, its exported traces, its exit).
 
-use super::{fixtures_dir, Api, TOKEN};
+use super::{fixtures_dir, Api, Scratch, ADMIN_TOKEN, TOKEN};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
@@ -9,7 +9,9 @@ use tokio::process::{Child, Command};
 pub struct ServerProcess {
     pub api: Api,
     child: Child,
-    pub log: std::path::PathBuf,
+    /// The server's output; kept when the test fails. Declared after `child`, which is killed
+    /// on drop, so it goes after the process.
+    pub log: Scratch,
 }
 
 impl ServerProcess {
@@ -21,15 +23,8 @@ impl ServerProcess {
         env: &[(&str, &str)],
     ) -> ServerProcess {
         let port = super::fleet::free_port();
-        let log = tempfile::Builder::new()
-            .prefix("awk-server-")
-            .suffix(".log")
-            .tempfile()
-            .unwrap()
-            .into_temp_path()
-            .keep()
-            .unwrap();
-        let out = std::fs::File::create(&log).unwrap();
+        let log = Scratch::file("awk-server-", ".log");
+        let out = std::fs::File::create(&*log).unwrap();
         let fixtures = fixtures.map(Path::to_path_buf).unwrap_or_else(fixtures_dir);
         let child = Command::new(env!("CARGO_BIN_EXE_agent-webkit-server"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -38,6 +33,7 @@ impl ServerProcess {
             .arg(&fixtures)
             .args(args)
             .env("AGENT_WEBKIT_AUTH_TOKEN", TOKEN)
+            .env("AGENT_WEBKIT_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdout(out.try_clone().unwrap())
