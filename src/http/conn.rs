@@ -3,7 +3,7 @@
 //! An SSE body is pulled by hyper only when it can write: a client that stops reading fills
 //! the socket, hyper stops polling the stream, and nothing of ours runs again for that
 //! response — so a timer inside the stream could never fire. The timeout therefore sits under
-//! hyper, on the socket: when a write has been pending (the peer accepts no bytes) for
+//! hyper (and under `sse_conn`'s writes alike), on the socket: when a write has been pending (the peer accepts no bytes) for
 //! `--sse-write-timeout`, the write fails with `TimedOut`, hyper closes the connection and
 //! drops the response body, and with it the subscription and whatever it held. Any accepted
 //! byte re-arms the timer, so a slow but live client is never cut off; only one that accepts

@@ -8,10 +8,10 @@
 //!
 //! What a slow subscriber holds is capped by `--sse-buffer-bytes`: each step takes at most that
 //! many bytes (one ring chunk, or one Postgres page cut at that size, give or take one event),
-//! and the body is pulled by hyper only when it can buffer more (hyper's own write buffer is
-//! bounded, ~400 KiB). So a stalled client costs its cursor plus those two bounded buffers, not
-//! the events it has not read; a client that accepts nothing for `--sse-write-timeout` is
-//! dropped altogether (`http::conn`).
+//! and the next step is taken only once that chunk is written (`http::sse_conn`) or buffered
+//! (hyper, whose own write buffer is bounded, ~400 KiB). So a stalled client costs its cursor
+//! plus a bounded buffer, not the events it has not read; a client that accepts nothing for
+//! `--sse-write-timeout` is dropped altogether (`http::conn`).
 //!
 //! The keepalive timer and the shutdown wait live as long as the subscription instead of being
 //! made anew at every wait: a new `sleep` registers in (and its drop removes from) the runtime's
