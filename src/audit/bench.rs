@@ -144,7 +144,7 @@ pub async fn cases(store: &Store) -> Result<Vec<Case>, StoreError> {
         ),
         case(
             "GET /audit/events?event=permission_resolved",
-            "events_event_created",
+            "events_event_rare",
             events(EventFilter {
                 event: Some("permission_resolved"),
                 ..EventFilter::default()
@@ -155,6 +155,14 @@ pub async fn cases(store: &Store) -> Result<Vec<Case>, StoreError> {
             "events_created",
             events(EventFilter {
                 event: Some("message_delta"),
+                ..EventFilter::default()
+            }),
+        ),
+        case(
+            "GET /audit/events?event=message_complete",
+            "events_created",
+            events(EventFilter {
+                event: Some("message_complete"),
                 ..EventFilter::default()
             }),
         ),
@@ -177,7 +185,7 @@ pub async fn cases(store: &Store) -> Result<Vec<Case>, StoreError> {
         ),
         case(
             "GET /audit/events?contains={\"input\":{\"path\":…}}",
-            "events_data",
+            "events_data_rare",
             events(EventFilter {
                 contains: Some(serde_json::json!({ "input": { "path": path } })),
                 ..EventFilter::default()
@@ -185,7 +193,7 @@ pub async fn cases(store: &Store) -> Result<Vec<Case>, StoreError> {
         ),
         case(
             "GET /audit/events?contains={\"behavior\":\"deny\"}",
-            "events_data",
+            "events_data_rare",
             events(EventFilter {
                 contains: Some(serde_json::json!({ "behavior": "deny" })),
                 ..EventFilter::default()

@@ -46,8 +46,8 @@ pub struct EventFilter {
     pub correlation_id: Option<String>,
     pub since: Option<SystemTime>,
     pub until: Option<SystemTime>,
-    /// JSON that `data` must contain (`@>`). Not searched in message_delta events unless
-    /// `event` asks for them (their text is repeated in the message_complete that follows).
+    /// JSON that `data` must contain (`@>`). Not searched in message_delta and message_complete
+    /// events (the assistant's text) unless `event` asks for them.
     pub contains: Option<Value>,
     /// Only rows older than this (`--follow`: rows whose transaction may still be committing
     /// could otherwise appear behind the cursor).
@@ -212,6 +212,13 @@ fn time_filters(
     }
 }
 
+/// The events left out of the event-name and containment indexes: the bulk of a stream, and
+/// text that containment cannot usefully search.
+fn is_assistant_text(event: &str) -> bool {
+    use crate::frame::names::{MESSAGE_COMPLETE, MESSAGE_DELTA};
+    event == MESSAGE_DELTA || event == MESSAGE_COMPLETE
+}
+
 pub fn events_query(filter: &EventFilter, after: Option<TimeKey>, limit: i64) -> Statement {
     let mut q = Query::default();
     if let Some(id) = filter.session_id {
@@ -234,11 +241,13 @@ pub fn events_query(filter: &EventFilter, after: Option<TimeKey>, limit: i64) ->
         filter.settled,
     );
     if let Some(json) = &filter.contains {
-        // Written exactly as the expression of the `events_data` GIN index, with its predicate:
-        // containment searches every event but message_delta (see V2__audit.sql).
+        // Written exactly as the expression of the `events_data_rare` GIN index, with its
+        // predicate: containment searches every event but the assistant's text ones, unless
+        // `event` names one of them (V2__audit.sql, V3__assistant_text_unindexed.sql).
         q.filter("(data::jsonb) @> {}::jsonb", json.clone());
-        if filter.event != Some(crate::frame::names::MESSAGE_DELTA) {
-            q.conditions.push("event <> 'message_delta'".into());
+        if !filter.event.is_some_and(is_assistant_text) {
+            q.conditions
+                .push("event NOT IN ('message_delta', 'message_complete')".into());
         }
     }
     if let Some(k) = after {

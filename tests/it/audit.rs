@@ -219,6 +219,20 @@ async fn each_audit_filter_narrows_the_log() {
     let denied = events("?contains=%7B%22behavior%22%3A%22deny%22%7D").await;
     assert_eq!(field(&denied, "event"), [&json!("permission_resolved")]);
     assert_eq!(denied[0]["session_id"], json!(deny));
+    // The assistant's text is searched only when asked for by name (V3's partial indexes).
+    let messages = all
+        .iter()
+        .filter(|e| e["event"] == "message_complete")
+        .count();
+    assert!(messages > 0);
+    let role = "contains=%7B%22message%22%3A%7B%22role%22%3A%22assistant%22%7D%7D";
+    let by_default = admin.get_json(&format!("/audit/events?{role}")).await.1;
+    assert_eq!(list(&by_default, "events").len(), 0, "{by_default}");
+    let named = admin
+        .get_json(&format!("/audit/events?{role}&event=message_complete"))
+        .await
+        .1;
+    assert_eq!(list(&named, "events").len(), messages, "{named}");
     let one: Vec<Value> = admin
         .get_json(&format!(
             "/audit/events?session_id={read}&event=tool_result"
