@@ -35,8 +35,12 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 use uuid::Uuid;
 
-/// Events per Postgres page (pages are also cut at `--sse-buffer-bytes`).
+/// Most events per Postgres page (pages are also cut at `--sse-buffer-bytes`).
 const PAGE_EVENTS: i64 = 1000;
+/// Fewest events a page asks for, whatever the sizes seen.
+const MIN_PAGE_EVENTS: i64 = 16;
+/// Frame size assumed before a page has shown the real one (a short event's frame).
+const GUESS_FRAME_BYTES: usize = 128;
 
 pub struct Subscription {
     session_id: Uuid,
@@ -55,6 +59,11 @@ pub struct Subscription {
     metrics: Arc<Metrics>,
     /// Most bytes taken at once (`--sse-buffer-bytes`).
     chunk_bytes: usize,
+    /// Events the next Postgres page asks for: about what fills `chunk_bytes` at the frame size
+    /// of the last page. The page query reads that many rows before cutting at the byte limit,
+    /// so asking for 1000 when 170 fit read six times the rows it sent (resume ran at half the
+    /// rate with 64 KiB pages; BENCHMARKS.md).
+    page_events: i64,
 }
 
 impl Subscription {
@@ -108,6 +117,7 @@ impl Subscription {
             finished: false,
             metrics: deps.metrics.clone(),
             chunk_bytes: deps.sse_buffer_bytes,
+            page_events: page_events(deps.sse_buffer_bytes, GUESS_FRAME_BYTES),
         })
     }
 
@@ -184,8 +194,10 @@ impl Subscription {
     async fn read_page(&mut self) -> Option<Bytes> {
         self.metrics.resume_from_store.increment(1);
         let (id, after, max_bytes) = (self.session_id, self.after, self.chunk_bytes);
-        match events::read_page(&self.store, id, after, PAGE_EVENTS, max_bytes).await {
+        match events::read_page(&self.store, id, after, self.page_events, max_bytes).await {
             Ok(Some(page)) if page.first_seq == self.after + 1 => {
+                let events = (page.last_seq - page.first_seq + 1) as usize;
+                self.page_events = page_events(max_bytes, page.bytes.len() / events.max(1));
                 self.after = page.last_seq;
                 if page.has_done {
                     self.finished = true;
@@ -210,6 +222,12 @@ impl Drop for Subscription {
     }
 }
 
+/// Events that fill `max_bytes` at `frame_bytes` each, plus the one that crosses the limit.
+fn page_events(max_bytes: usize, frame_bytes: usize) -> i64 {
+    let fit = max_bytes / frame_bytes.max(1) + 2;
+    (fit as i64).clamp(MIN_PAGE_EVENTS, PAGE_EVENTS)
+}
+
 fn concat(chunks: Vec<Bytes>) -> Bytes {
     if chunks.len() == 1 {
         return chunks.into_iter().next().unwrap_or_default();
@@ -219,4 +237,17 @@ fn concat(chunks: Vec<Bytes>) -> Bytes {
         buf.extend_from_slice(&c);
     }
     buf.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{page_events, MIN_PAGE_EVENTS, PAGE_EVENTS};
+
+    #[test]
+    fn a_page_asks_for_what_fills_the_buffer_within_bounds() {
+        assert_eq!(page_events(64 * 1024, 390), 170);
+        assert_eq!(page_events(64 * 1024, 0), PAGE_EVENTS);
+        assert_eq!(page_events(64 * 1024, 1 << 20), MIN_PAGE_EVENTS);
+        assert_eq!(page_events(usize::MAX / 2, 1), PAGE_EVENTS);
+    }
 }
