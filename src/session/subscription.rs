@@ -224,8 +224,10 @@ impl Drop for Subscription {
 
 /// Events that fill `max_bytes` at `frame_bytes` each, plus the one that crosses the limit.
 fn page_events(max_bytes: usize, frame_bytes: usize) -> i64 {
-    let fit = max_bytes / frame_bytes.max(1) + 2;
-    (fit as i64).clamp(MIN_PAGE_EVENTS, PAGE_EVENTS)
+    let fit = (max_bytes / frame_bytes.max(1)).saturating_add(2);
+    i64::try_from(fit)
+        .unwrap_or(i64::MAX)
+        .clamp(MIN_PAGE_EVENTS, PAGE_EVENTS)
 }
 
 fn concat(chunks: Vec<Bytes>) -> Bytes {
