@@ -213,6 +213,7 @@ async fn commit_with_retry(
     shutdown: &CancellationToken,
 ) -> Result<HashSet<Uuid>, StoreError> {
     let mut backoff = Duration::from_millis(50);
+    let mut attempt = Attempt::First;
     loop {
         let client = match conn {
             Some(client) => client,
@@ -227,10 +228,11 @@ async fn commit_with_retry(
                 Err(e) => return Err(e),
             },
         };
-        let result = commit(client, host_id, batch).await;
+        let result = commit(client, host_id, batch, attempt).await;
         if result.is_err() {
             // It may be broken; a fresh one costs little next to a failed batch.
             *conn = None;
+            attempt = Attempt::Retry;
         }
         match result {
             Err(e) if e.is_unavailable() && !shutdown.is_cancelled() => {
@@ -243,10 +245,32 @@ async fn commit_with_retry(
     }
 }
 
-async fn commit(
+/// Which statement a batch is committed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// A plain insert: a row that exists already is an error.
+    First,
+    /// After a failure that may have committed anyway (the connection broke before the answer):
+    /// rows that exist are skipped. Fencing guarantees nobody else writes this session at this
+    /// epoch, so an existing `(session_id, seq)` can only be this very event.
+    Retry,
+}
+
+const APPEND: &str = include_str!("sql/append.sql");
+
+/// `APPEND` for retries. Only retries pay for `ON CONFLICT`: its speculative insertion costs
+/// another primary-key probe per row, a third of Postgres' time per event (BENCHMARKS.md).
+static APPEND_RETRY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    APPEND.replace("/*RETRY*/", "ON CONFLICT (session_id, seq) DO NOTHING")
+});
+
+/// Commits one batch with the fencing check; returns the sessions whose events were stored
+/// (the others were fenced). Public for the tests of the retry statement.
+pub async fn commit(
     client: &Object,
     host_id: i32,
     batch: &[Append],
+    attempt: Attempt,
 ) -> Result<HashSet<Uuid>, StoreError> {
     let n: usize = batch.iter().map(|a| a.frames.len()).sum();
     let mut ids = Vec::with_capacity(n);
@@ -267,9 +291,11 @@ async fn commit(
             datas.push(f.data());
         }
     }
-    let stmt = client
-        .prepare_cached(include_str!("sql/append.sql"))
-        .await?;
+    let sql = match attempt {
+        Attempt::First => APPEND,
+        Attempt::Retry => APPEND_RETRY.as_str(),
+    };
+    let stmt = client.prepare_cached(sql).await?;
     let rows = client
         .query(
             &stmt,

@@ -7,7 +7,7 @@ use crate::support::TestDb;
 use agent_webkit_server::agent::SessionConfig;
 use agent_webkit_server::frame::{names, Frame};
 use agent_webkit_server::store::sessions::{self, Claim};
-use agent_webkit_server::store::writer::{Append, CommitSink, Writer};
+use agent_webkit_server::store::writer::{self, Append, Attempt, CommitSink, Writer};
 use agent_webkit_server::store::{hosts, Store, StoreError};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -166,4 +166,61 @@ async fn two_hosts_taking_one_session_over_and_over_keep_it_gap_free() {
             .sum::<usize>()
     );
     stop.cancel();
+}
+
+/// The writer's retry after a failure that may have committed anyway: the retry statement skips
+/// the rows that landed and reports the session as stored, while a first attempt never
+/// silently skips a row that exists (that would hide a second writer).
+#[tokio::test]
+async fn a_retried_batch_that_had_landed_is_stored_once() {
+    let db = TestDb::new().await;
+    let store = Store::connect(&db.url, 4).unwrap();
+    store.migrate().await.unwrap();
+    let host = hosts::register(&store, "a").await.unwrap();
+    let id = Uuid::new_v4();
+    sessions::create(&store, id, "token", &SessionConfig::default())
+        .await
+        .unwrap();
+    let (epoch, next) = claim(&store, id, host).await;
+    let sink = Arc::new(Published::default());
+    let batch = |first: u64, n: u64| {
+        vec![Append {
+            session_id: id,
+            epoch,
+            frames: (first..first + n)
+                .map(|seq| Frame::encode(seq, names::MESSAGE_DELTA, &format!("{{\"n\":{seq}}}")))
+                .collect(),
+            sink: sink.clone(),
+            ack: None,
+            span: tracing::Span::none(),
+        }]
+    };
+    let client = store.client().await.unwrap();
+    let stored = writer::commit(&client, host, &batch(next, 3), Attempt::First).await;
+    assert!(stored.unwrap().contains(&id));
+    // The same batch again, as after a connection that broke before the commit's answer…
+    let again = writer::commit(&client, host, &batch(next, 3), Attempt::Retry).await;
+    assert!(
+        again.unwrap().contains(&id),
+        "a landed batch must count as stored"
+    );
+    // …and a retry that overlaps what landed and goes further.
+    let more = writer::commit(&client, host, &batch(next, 5), Attempt::Retry).await;
+    assert!(more.unwrap().contains(&id));
+    let first = writer::commit(&client, host, &batch(next, 1), Attempt::First).await;
+    assert!(first.is_err(), "a first attempt skipped an existing row");
+    let seqs: Vec<i64> = db
+        .client()
+        .await
+        .query(
+            "SELECT seq FROM events WHERE session_id = $1 ORDER BY seq",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let want: Vec<i64> = (1..next as i64 + 5).collect();
+    assert_eq!(seqs, want);
 }

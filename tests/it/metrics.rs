@@ -122,8 +122,11 @@ async fn counters_move_with_sessions_replies_resumes_and_evictions() {
     s.until("result").await;
     drop(s);
     let m = until(&server, "idle eviction", |m| {
+        // The eviction is counted when the session starts leaving; it is live until its row
+        // is released, so wait for all three.
         m.value("agent_webkit_sessions_evicted_total", &[("reason", "idle")]) == 1.0
             && m.value("agent_webkit_agent_processes", &[]) == 0.0
+            && m.value("agent_webkit_sessions_live", &[]) == 0.0
     })
     .await;
     assert_eq!(m.value("agent_webkit_sessions_created_total", &[]), 2.0);

@@ -4,6 +4,8 @@
 -- `owned` locks the session rows FOR SHARE while the events are inserted: a concurrent claim
 -- (an UPDATE that bumps the epoch) waits for this statement, and if the claim committed first,
 -- the locking re-check sees the new epoch and the session's events are skipped (fenced).
+-- Retries after a failure that may have committed replace /*RETRY*/ with ON CONFLICT DO NOTHING
+-- (store/writer.rs, `Attempt`); a first attempt inserts plainly.
 -- The audit columns are extracted by inlined SQL functions (migrations/V2__audit.sql) that
 -- parse only the few event kinds carrying a tool name or correlation id.
 WITH owned AS (
@@ -18,9 +20,6 @@ WITH owned AS (
            audit_tool_name(e.event, e.data), audit_correlation_id(e.event, e.data)
     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[]) AS e(session_id, seq, event, data)
     WHERE e.session_id IN (SELECT id FROM owned)
-    -- A retry after an ambiguous failure (the commit may have landed before the connection
-    -- broke) finds its own rows: fencing guarantees nobody else writes this session at this
-    -- epoch, so an existing (session_id, seq) can only be this very event.
-    ON CONFLICT (session_id, seq) DO NOTHING
+    /*RETRY*/
 )
 SELECT id FROM owned
