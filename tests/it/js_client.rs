@@ -1,0 +1,70 @@
+//! The published JS client, unchanged, against this server: `tests/js/contract.mjs` drives
+//! `@agent-webkit/core` 0.2.0 (pinned with its checksum in `tests/js/package-lock.json`) through
+//! a turn, a permission race (the second reply gets its 409), a question, a resume from the
+//! history, a resume past the end (412) and a detach/attach mid-turn, over the same fetch-based
+//! transport browsers use. Needs `node` and `npm` (`.ci/run` installs them); the package is
+//! installed into `tests/js/node_modules` by `npm ci` on first use.
+
+use crate::support::{TestDb, TestServer, TOKEN};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::process::Command;
+
+const NODE_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn js_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")
+}
+
+async fn ensure_installed(dir: &Path) {
+    if dir
+        .join("node_modules/@agent-webkit/core/package.json")
+        .is_file()
+    {
+        return;
+    }
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(dir)
+            .output(),
+    )
+    .await
+    .expect("npm ci timed out")
+    .expect("npm is needed for the JS client test (apt-get install npm, or .ci/run)");
+    assert!(
+        out.status.success(),
+        "npm ci failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_published_js_client_works_unchanged() {
+    let dir = js_dir();
+    ensure_installed(&dir).await;
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let out = tokio::time::timeout(
+        NODE_TIMEOUT,
+        Command::new("node")
+            .arg("contract.mjs")
+            .current_dir(&dir)
+            .env("AGENT_WEBKIT_URL", &server.api.base)
+            .env("AGENT_WEBKIT_TOKEN", TOKEN)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the JS client did not finish")
+    .expect("node is needed for the JS client test (apt-get install nodejs, or .ci/run)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    eprintln!("{report}");
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["seen"]["plain"][0], "session_ready");
+    server.stop().await;
+}
