@@ -1,8 +1,10 @@
-//! The published JS client, unchanged, against this server: `tests/js/contract.mjs` drives
-//! `@agent-webkit/core` 0.2.0 (pinned with its checksum in `tests/js/package-lock.json`) through
-//! a turn, a permission race (the second reply gets its 409), a question, a resume from the
-//! history, a resume past the end (412) and a detach/attach mid-turn, over the same fetch-based
-//! transport browsers use. Needs `node` and `npm` (`.ci/run` installs them); the package is
+//! The published JS client and React hook, unchanged, against this server.
+//! `tests/js/contract.mjs` drives `@agent-webkit/core` 0.2.0 through a turn, a permission race
+//! (the second reply gets its 409), a question, a resume from the history, a resume past the end
+//! (412) and a detach/attach mid-turn, over the same fetch-based transport browsers use;
+//! `tests/js/hook.mjs` renders `@agent-webkit/react`'s `useAgentSession` with
+//! react-test-renderer through an approved permission and an answered question. Versions are
+//! pinned with their checksums in `tests/js/package-lock.json`. Needs `node` and `npm` (`.ci/run` installs them); the package is
 //! installed into `tests/js/node_modules` by `npm ci` on first use.
 
 use crate::support::{TestDb, TestServer, TOKEN};
@@ -40,8 +42,8 @@ async fn ensure_installed(dir: &Path) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_published_js_client_works_unchanged() {
+/// Runs `tests/js/<script>` against a fresh server; returns its JSON report.
+async fn run_script(script: &str) -> serde_json::Value {
     let dir = js_dir();
     ensure_installed(&dir).await;
     let db = TestDb::new().await;
@@ -49,7 +51,7 @@ async fn the_published_js_client_works_unchanged() {
     let out = tokio::time::timeout(
         NODE_TIMEOUT,
         Command::new("node")
-            .arg("contract.mjs")
+            .arg(script)
             .current_dir(&dir)
             .env("AGENT_WEBKIT_URL", &server.api.base)
             .env("AGENT_WEBKIT_TOKEN", TOKEN)
@@ -63,8 +65,26 @@ async fn the_published_js_client_works_unchanged() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    eprintln!("{report}");
     assert_eq!(report["ok"], true, "{report}");
-    assert_eq!(report["seen"]["plain"][0], "session_ready");
     server.stop().await;
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_published_js_client_works_unchanged() {
+    let report = run_script("contract.mjs").await;
+    assert_eq!(report["seen"]["plain"][0], "session_ready");
+    assert_eq!(report["seen"]["detach"][1], 2, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_published_react_hook_works_unchanged() {
+    let report = run_script("hook.mjs").await;
+    // user message, the tool call's assistant message, its result, the answer.
+    let kinds = &report["seen"]["permission"];
+    assert_eq!(
+        kinds,
+        &serde_json::json!(["user", "assistant", "tool_result", "assistant"]),
+        "{report}"
+    );
 }
