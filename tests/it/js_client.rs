@@ -18,10 +18,26 @@ fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")
 }
 
+/// The packages the scripts import; a missing one means `npm ci` has not run (or is stale).
+const PACKAGES: [&str; 4] = [
+    "@agent-webkit/core",
+    "@agent-webkit/react",
+    "react",
+    "react-test-renderer",
+];
+
+/// Installs once per test process: the tests run concurrently, and two `npm ci` in one
+/// directory would delete each other's files.
 async fn ensure_installed(dir: &Path) {
-    if dir
-        .join("node_modules/@agent-webkit/core/package.json")
-        .is_file()
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED.get_or_init(|| install(dir)).await;
+}
+
+async fn install(dir: &Path) {
+    let modules = dir.join("node_modules");
+    if PACKAGES
+        .iter()
+        .all(|p| modules.join(p).join("package.json").is_file())
     {
         return;
     }
