@@ -239,6 +239,7 @@ impl Actor {
     }
 
     async fn run_turn_start(&mut self, turn: QueuedTurn) {
+        tracing::debug!(session_id = %self.id, input_id = turn.input_id, "turn starts");
         self.turn = Some(turn.input_id);
         self.set_turn_state(turn.input_id, TurnState::Running).await;
         if self.agent.is_none() {
@@ -371,6 +372,7 @@ impl Actor {
     }
 
     async fn report_lost_turn(&mut self, input_id: i64) {
+        tracing::debug!(session_id = %self.id, input_id, "reporting a turn lost with its host");
         self.open_turn_span(input_id, &tracing::Span::none());
         self.turn = Some(input_id);
         self.fail_turn(
@@ -492,8 +494,14 @@ impl Actor {
 
     async fn set_turn_state(&self, input_id: i64, state: TurnState) {
         let (store, id) = (&self.deps.store, self.id);
-        self.persist(|| inputs::set_turn_state(store, id, input_id, state))
-            .await;
+        let holder = (self.deps.host_id, self.epoch);
+        self.persist(|| async move {
+            if !inputs::set_turn_state(store, id, input_id, state, holder).await? {
+                tracing::debug!(session_id = %id, input_id, "turn state not set: deposed");
+            }
+            Ok(())
+        })
+        .await;
     }
 
     async fn save_config(&self) {

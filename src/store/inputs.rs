@@ -71,18 +71,25 @@ pub async fn record(store: &Store, input: NewInput<'_>) -> Result<i64, StoreErro
     row.map(|r| r.get(0)).ok_or(StoreError::Fenced)
 }
 
+/// Sets a turn's state, only while `holder` (host, epoch) still owns the session; returns
+/// whether it did (`false`: deposed, the new owner decides about this turn).
 pub async fn set_turn_state(
     store: &Store,
     session_id: Uuid,
     input_id: i64,
     state: TurnState,
-) -> Result<(), StoreError> {
+    holder: (i32, i64),
+) -> Result<bool, StoreError> {
     let client = store.client().await?;
-    client
+    let stmt = client
+        .prepare_cached(include_str!("sql/set_turn_state.sql"))
+        .await?;
+    let (host, epoch) = holder;
+    let n = client
         .execute(
-            "UPDATE inputs SET turn_state = $3 WHERE session_id = $1 AND id = $2",
-            &[&session_id, &input_id, &state.as_str()],
+            &stmt,
+            &[&session_id, &input_id, &state.as_str(), &host, &epoch],
         )
         .await?;
-    Ok(())
+    Ok(n == 1)
 }

@@ -224,3 +224,49 @@ async fn a_retried_batch_that_had_landed_is_stored_once() {
     let want: Vec<i64> = (1..next as i64 + 5).collect();
     assert_eq!(seqs, want);
 }
+
+/// A deposed host that has not noticed yet cannot decide about a turn any more: its turn-state
+/// writes are refused once another host holds the session, so the new owner's view (re-run a
+/// queued turn, report a running one lost) is the one that stands.
+#[tokio::test]
+async fn a_deposed_host_cannot_change_a_turns_state() {
+    use agent_webkit_server::store::inputs::{self, TurnState};
+    let db = TestDb::new().await;
+    let store = Store::connect(&db.url, 4).unwrap();
+    store.migrate().await.unwrap();
+    let a = hosts::register(&store, "a").await.unwrap();
+    let b = hosts::register(&store, "b").await.unwrap();
+    let id = Uuid::new_v4();
+    sessions::create(&store, id, "token", &SessionConfig::default())
+        .await
+        .unwrap();
+    let (epoch_a, _) = claim(&store, id, a).await;
+    let sql = db.client().await;
+    let input: i64 = sql
+        .query_one(
+            "INSERT INTO inputs (session_id, type, body, principal, status, turn_state) \
+             VALUES ($1, 'user_message', '{}', 'token', 204, 'queued') RETURNING id",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // The owner may.
+    let set = inputs::set_turn_state(&store, id, input, TurnState::Running, (a, epoch_a)).await;
+    assert!(set.unwrap());
+    // b takes the session over (a looks gone); a, not knowing, tries to finish the turn.
+    sql.execute("UPDATE hosts SET released_at = now() WHERE id = $1", &[&a])
+        .await
+        .unwrap();
+    let (epoch_b, _) = claim(&store, id, b).await;
+    let stale = inputs::set_turn_state(&store, id, input, TurnState::Done, (a, epoch_a)).await;
+    assert!(!stale.unwrap(), "a deposed host changed a turn's state");
+    let state: String = sql
+        .query_one("SELECT turn_state FROM inputs WHERE id = $1", &[&input])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(state, "running");
+    let set = inputs::set_turn_state(&store, id, input, TurnState::Lost, (b, epoch_b)).await;
+    assert!(set.unwrap());
+}
