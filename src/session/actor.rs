@@ -300,7 +300,7 @@ impl Actor {
                 self.pending_asks().clear();
                 if let Some(input_id) = self.turn.take() {
                     self.close_turn_span();
-                    self.set_turn_state(input_id, TurnState::Done).await;
+                    self.end_turn_state(input_id, TurnState::Done).await;
                     let cost = self.cost.turn(reported);
                     let (store, id, epoch) = (&self.deps.store, self.id, self.epoch);
                     self.persist(|| sessions::turn_finished(store, id, epoch, cost))
@@ -399,7 +399,7 @@ impl Actor {
         self.pending_asks().clear();
         if let Some(input_id) = self.turn.take() {
             self.close_turn_span();
-            self.set_turn_state(input_id, state).await;
+            self.end_turn_state(input_id, state).await;
         }
     }
 
@@ -490,6 +490,16 @@ impl Actor {
         self.deps.writer.append(append).await?;
         done.await
             .unwrap_or_else(|_| Err(StoreError::Unavailable("writer stopped".into())))
+    }
+
+    /// Records how a turn ended, once its last events (the `result`) are committed. A state
+    /// written before them would outlive a host that dies in between: the turn would be "done"
+    /// with no result in the table, and the new owner would neither re-run nor report it. If
+    /// the commit fails (fenced, or the database gone), the state is left to the next owner.
+    async fn end_turn_state(&self, input_id: i64, state: TurnState) {
+        if self.flush().await.is_ok() {
+            self.set_turn_state(input_id, state).await;
+        }
     }
 
     async fn set_turn_state(&self, input_id: i64, state: TurnState) {

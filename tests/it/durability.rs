@@ -261,6 +261,20 @@ async fn nothing_is_published_while_its_commit_is_blocked() {
             .is_err(),
         "an event reached a subscriber before it was committed"
     );
+    // Nor does the turn count as done while its `result` is not in the table: a host dying
+    // now would leave a finished turn without a result, which no new owner re-runs or reports.
+    let state: String = db
+        .client()
+        .await
+        .query_one(
+            "SELECT turn_state FROM inputs WHERE session_id = $1::text::uuid \
+             AND type = 'user_message'",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(state, "running");
     tx.rollback().await.unwrap();
 
     // Once the commit goes through, the events arrive, in order, nothing skipped.
