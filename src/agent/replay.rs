@@ -351,10 +351,15 @@ impl Player {
         Ok(())
     }
 
-    /// Emits a result and the resume token that counts its turn as completed.
+    /// Emits the resume token that counts its turn as completed, then the result. The token
+    /// goes first so that it is stored by the time a client sees the result: a server stopped
+    /// right after the result (a drain lets a finished turn go at once) then still resumes
+    /// after this turn. Stored and then lost with its host, it means the same as the Claude
+    /// CLI's transcript: the turn happened; its result is reported as lost.
     async fn result(&mut self, result: Map<String, Value>, index: usize) -> Result<(), Gone> {
-        self.send(AgentEvent::Result(result)).await?;
-        self.send(AgentEvent::ResumeToken(index.to_string())).await
+        self.send(AgentEvent::ResumeToken(index.to_string()))
+            .await?;
+        self.send(AgentEvent::Result(result)).await
     }
 
     /// Answers a user message past the last turn. The result lets the client's UI leave its
