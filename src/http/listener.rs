@@ -37,10 +37,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// The longest request head that is sniffed; longer ones go to hyper, which has its own limit.
-pub const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEAD: usize = 16 * 1024;
 /// How long a new connection may take to send its first request head (hyper's default
 /// header read timeout is the same).
-pub const SNIFF_TIMEOUT: Duration = Duration::from_secs(30);
+const SNIFF_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most headers sniffed; a request with more goes to hyper.
 const MAX_HEADERS: usize = 64;
 
@@ -121,7 +121,7 @@ async fn accept_loop(
     }
 }
 
-pub enum Sniffed {
+enum Sniffed {
     /// A stream request, its head consumed from the connection.
     Stream(Io, Box<Request<Body>>),
     /// Anything else, with what was read put back.
@@ -158,13 +158,13 @@ async fn sniff(mut io: Io, stop: &CancellationToken) -> Option<Sniffed> {
     }
 }
 
-pub enum Classified {
+enum Classified {
     Stream(Box<Request<Body>>, usize),
     Other,
 }
 
 /// Decides from the bytes read so far, or `None` to read more.
-pub fn classify(buf: &[u8]) -> Option<Classified> {
+fn classify(buf: &[u8]) -> Option<Classified> {
     if buf.is_empty() {
         return None;
     }
