@@ -11,7 +11,7 @@
 use super::{actor, Deps, Session, SessionError};
 use crate::agent::SessionConfig;
 use crate::store::sessions::{self, Claim};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -225,9 +225,6 @@ impl Registry {
     pub async fn check_ownership(&self) {
         let deps = &self.deps;
         let held = self.held_sessions(false).await;
-        if held.is_empty() {
-            return;
-        }
         let beat_age = deps
             .last_heartbeat
             .lock()
@@ -250,6 +247,7 @@ impl Registry {
                 return;
             }
         };
+        self.release_orphans(&owned).await;
         let owned: HashMap<Uuid, sessions::Owned> = owned.into_iter().map(|o| (o.id, o)).collect();
         for s in &held {
             match owned.get(&s.id) {
@@ -264,6 +262,44 @@ impl Registry {
                 }
             }
         }
+    }
+
+    /// Releases rows this host owns in the table but holds nowhere in memory, once another
+    /// host has asked for them. That happens when a session ended here without its release
+    /// being written: its lease ran out while Postgres was away (every session ends then, and
+    /// the release cannot be written), or the release gave up. This host is alive, so no one
+    /// may take the row over, and no session task of ours is left to hand it over: without this
+    /// the session stays unreachable (a drill saw every request wait for a handover forever).
+    /// A slot that is busy (a claim in progress) counts as held.
+    async fn release_orphans(&self, owned: &[sessions::Owned]) {
+        let asked: Vec<&sessions::Owned> = owned.iter().filter(|o| o.handover_requested).collect();
+        if asked.is_empty() {
+            return;
+        }
+        let in_memory = self.ids_in_memory();
+        for o in asked.into_iter().filter(|o| !in_memory.contains(&o.id)) {
+            let released =
+                sessions::release_orphan(&self.deps.store, o.id, self.deps.host_id, o.epoch).await;
+            match released {
+                Ok(true) => {
+                    tracing::info!(session_id = %o.id, "released a session this host no longer held")
+                }
+                Ok(false) => {}
+                Err(e) => tracing::debug!(session_id = %o.id, error = %e, "orphan release failed"),
+            }
+        }
+    }
+
+    /// Sessions this host holds or is busy with (a locked slot: claiming, closing).
+    fn ids_in_memory(&self) -> HashSet<Uuid> {
+        self.all_slots()
+            .into_iter()
+            .filter(|(_, slot)| match slot.try_lock() {
+                Ok(held) => held.as_ref().is_some_and(|s| s.is_running()),
+                Err(_) => true,
+            })
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// Runs the ownership check until shutdown.

@@ -217,6 +217,26 @@ pub async fn request_handover(store: &Store, id: Uuid, host: i32) -> Result<bool
     Ok(n > 0)
 }
 
+/// Lets go of a row `host` still owns at `epoch` but no longer serves (see
+/// `Registry::release_orphans`); `false` if it changed meanwhile (claimed again, taken over).
+pub async fn release_orphan(
+    store: &Store,
+    id: Uuid,
+    host: i32,
+    epoch: i64,
+) -> Result<bool, StoreError> {
+    let client = store.client().await?;
+    let n = client
+        .execute(
+            "UPDATE sessions SET owner = NULL, handover_to = NULL, updated_at = now(), \
+             status = CASE WHEN status = 'active' THEN 'dormant' ELSE status END \
+             WHERE id = $1 AND owner = $2 AND epoch = $3",
+            &[&id, &host, &epoch],
+        )
+        .await?;
+    Ok(n > 0)
+}
+
 /// A session as its owner's row says, for the ownership watcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owned {

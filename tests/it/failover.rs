@@ -346,3 +346,52 @@ async fn a_session_moves_to_the_host_the_balancer_picks_at_a_turn_boundary() {
         "success"
     );
 }
+
+/// A live host whose row still names it as a session's owner, though the session ended there
+/// without a release (its lease ran out while Postgres was away, say), lets the row go when
+/// another host asks for it, instead of leaving the session unreachable behind a handover that
+/// no session task of its own would ever perform. Two hosts in this process, one database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_host_releases_a_session_it_no_longer_holds() {
+    use crate::support::TestServer;
+    let db = TestDb::new().await;
+    let mut config = TestServer::config(&db);
+    config.host_name = "a".into();
+    let a = TestServer::start_with(config).await;
+    let mut config = TestServer::config(&db);
+    config.host_name = "b".into();
+    config.handover_timeout = Duration::from_secs(10);
+    let b = TestServer::start_with(config).await;
+    let id = a.api.create("plain_qa").await;
+    // The row says a owns it, as a claim does, but a holds no session for it.
+    let client = db.client().await;
+    let n = client
+        .execute(
+            "UPDATE sessions SET owner = (SELECT id FROM hosts WHERE name = 'a'), \
+             epoch = epoch + 1, status = 'active' WHERE id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // b is asked for it: it requests a handover, a lets the row go, b claims it.
+    let mut stream = b
+        .api
+        .stream(&id, None)
+        .await
+        .expect("b never got the session");
+    assert_eq!(stream.next().await.unwrap().event, "session_ready");
+    let owner: String = client
+        .query_one(
+            "SELECT h.name FROM sessions s JOIN hosts h ON h.id = s.owner \
+             WHERE s.id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, "b");
+    drop(stream);
+    b.stop().await;
+    a.stop().await;
+}

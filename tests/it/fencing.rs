@@ -168,19 +168,29 @@ async fn two_hosts_taking_one_session_over_and_over_keep_it_gap_free() {
     stop.cancel();
 }
 
+/// A migrated store, the named hosts registered, and one new unowned session.
+async fn one_session(db: &TestDb, names: &[&str]) -> (Store, Vec<i32>, Uuid) {
+    let store = Store::connect(&db.url, 4).unwrap();
+    store.migrate().await.unwrap();
+    let mut hosts_ids = Vec::new();
+    for name in names {
+        hosts_ids.push(hosts::register(&store, name).await.unwrap());
+    }
+    let id = Uuid::new_v4();
+    sessions::create(&store, id, "token", &SessionConfig::default())
+        .await
+        .unwrap();
+    (store, hosts_ids, id)
+}
+
 /// The writer's retry after a failure that may have committed anyway: the retry statement skips
 /// the rows that landed and reports the session as stored, while a first attempt never
 /// silently skips a row that exists (that would hide a second writer).
 #[tokio::test]
 async fn a_retried_batch_that_had_landed_is_stored_once() {
     let db = TestDb::new().await;
-    let store = Store::connect(&db.url, 4).unwrap();
-    store.migrate().await.unwrap();
-    let host = hosts::register(&store, "a").await.unwrap();
-    let id = Uuid::new_v4();
-    sessions::create(&store, id, "token", &SessionConfig::default())
-        .await
-        .unwrap();
+    let (store, hosts, id) = one_session(&db, &["a"]).await;
+    let host = hosts[0];
     let (epoch, next) = claim(&store, id, host).await;
     let sink = Arc::new(Published::default());
     let batch = |first: u64, n: u64| {
@@ -232,14 +242,8 @@ async fn a_retried_batch_that_had_landed_is_stored_once() {
 async fn a_deposed_host_cannot_change_a_turns_state() {
     use agent_webkit_server::store::inputs::{self, TurnState};
     let db = TestDb::new().await;
-    let store = Store::connect(&db.url, 4).unwrap();
-    store.migrate().await.unwrap();
-    let a = hosts::register(&store, "a").await.unwrap();
-    let b = hosts::register(&store, "b").await.unwrap();
-    let id = Uuid::new_v4();
-    sessions::create(&store, id, "token", &SessionConfig::default())
-        .await
-        .unwrap();
+    let (store, hosts, id) = one_session(&db, &["a", "b"]).await;
+    let (a, b) = (hosts[0], hosts[1]);
     let (epoch_a, _) = claim(&store, id, a).await;
     let sql = db.client().await;
     let input: i64 = sql
