@@ -105,6 +105,27 @@ impl Host {
             .status()
             .unwrap();
         assert!(status.success());
+        if sig == "STOP" {
+            self.wait_stopped();
+        }
+    }
+
+    /// Waits until the kernel shows the process stopped (`T` in /proc/<pid>/stat): `kill`
+    /// returns once the signal is sent, and a request a test sends right after must not be
+    /// served by a host it believes paused.
+    fn wait_stopped(&self) {
+        let stat = format!("/proc/{}/stat", self.pid());
+        for _ in 0..500 {
+            let text = std::fs::read_to_string(&stat).unwrap_or_default();
+            let state = text
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            if state == Some('T') {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("{} did not stop", self.name);
     }
 
     /// Waits for the process to exit; returns its exit code.
