@@ -2,7 +2,7 @@
 //! memory: idle eviction, full restarts, and turns lost with their host.
 
 use crate::support::sse::{assert_contiguous, names};
-use crate::support::{fixtures_with, many_messages, TestDb, TestServer};
+use crate::support::{fixtures_with, many_messages, Api, TestDb, TestServer};
 use serde_json::json;
 use std::time::Duration;
 
@@ -244,8 +244,16 @@ async fn nothing_is_published_while_its_commit_is_blocked() {
     let server = TestServer::start(&db).await;
     let api = &server.api;
     let id = api.create("plain_qa").await;
-    let mut stream = api.stream(&id, None).await.unwrap();
-    assert_eq!(stream.next().await.unwrap().event, "session_ready");
+    // Both ways a stream is served: on the keep-alive connection the create used (hyper), and
+    // on a connection of its own (a new client: `http::sse_conn`).
+    let fresh = Api::new(api.base.clone(), &api.token);
+    let mut streams = [
+        api.stream(&id, None).await.unwrap(),
+        fresh.stream(&id, None).await.unwrap(),
+    ];
+    for stream in &mut streams {
+        assert_eq!(stream.next().await.unwrap().event, "session_ready");
+    }
 
     // Hold a lock that makes every append wait: the turn runs, its events cannot commit.
     let mut blocker = db.client().await;
@@ -254,13 +262,15 @@ async fn nothing_is_published_while_its_commit_is_blocked() {
         .await
         .unwrap();
     api.say(&id, "hi").await; // inputs are not blocked: the 204 still comes
-    assert!(
-        stream
-            .next_within(Duration::from_millis(700))
-            .await
-            .is_err(),
-        "an event reached a subscriber before it was committed"
-    );
+    for stream in &mut streams {
+        assert!(
+            stream
+                .next_within(Duration::from_millis(700))
+                .await
+                .is_err(),
+            "an event reached a subscriber before it was committed"
+        );
+    }
     // Nor does the turn count as done while its `result` is not in the table: a host dying
     // now would leave a finished turn without a result, which no new owner re-runs or reports.
     let state: String = db
@@ -278,8 +288,10 @@ async fn nothing_is_published_while_its_commit_is_blocked() {
     tx.rollback().await.unwrap();
 
     // Once the commit goes through, the events arrive, in order, nothing skipped.
-    let events = stream.until("result").await;
-    assert_eq!(names(&events), ["message_complete", "result"]);
-    assert_contiguous(&events, 2);
+    for stream in &mut streams {
+        let events = stream.until("result").await;
+        assert_eq!(names(&events), ["message_complete", "result"]);
+        assert_contiguous(&events, 2);
+    }
     server.stop().await;
 }
