@@ -108,6 +108,14 @@ impl Registry {
     /// here, so this is where the session should live now.
     async fn claim(&self, id: Uuid, principal: &str) -> Result<Claim, SessionError> {
         let deps = &self.deps;
+        // A host whose own lease ran out ends every session it holds at its next ownership
+        // check, so a claim now would take a session only to drop it without a release.
+        if self.lease_expired() {
+            return Err(SessionError::Store(crate::store::StoreError::Unavailable(
+                "this host's lease has expired; it takes no sessions until its heartbeat is back"
+                    .into(),
+            )));
+        }
         let deadline = tokio::time::Instant::now() + deps.ownership.handover_timeout;
         let mut asked = false;
         loop {
@@ -225,11 +233,7 @@ impl Registry {
     pub async fn check_ownership(&self) {
         let deps = &self.deps;
         let held = self.held_sessions(false).await;
-        let beat_age = deps
-            .last_heartbeat
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .elapsed();
+        let beat_age = self.beat_age();
         if beat_age > deps.ownership.lease {
             tracing::warn!(
                 ?beat_age,
@@ -262,6 +266,18 @@ impl Registry {
                 }
             }
         }
+    }
+
+    fn beat_age(&self) -> Duration {
+        self.deps
+            .last_heartbeat
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+    }
+
+    fn lease_expired(&self) -> bool {
+        self.beat_age() > self.deps.ownership.lease
     }
 
     /// Releases rows this host owns in the table but holds nowhere in memory, once another
