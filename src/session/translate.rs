@@ -92,11 +92,15 @@ pub fn ask(ask: &Ask) -> WireEvent {
                 "context": ask.context,
             }),
         ),
+        // `questions` is the AskUserQuestion tool's whole input object (its own `questions`
+        // array and any other field, key order kept), as the original server sends it and the
+        // published React hook reads it (`data.questions.questions`). Up to 0.1.0 this server
+        // sent the bare array; events stored then keep that shape (docs: README, "Changes").
         AskKind::Question => wire(
             names::ASK_USER_QUESTION,
             &serde_json::json!({
                 "correlation_id": ask.correlation_id,
-                "questions": ask.input.get("questions").unwrap_or(&Value::Null),
+                "questions": ask.input,
             }),
         ),
         AskKind::Hook => wire(

@@ -38,6 +38,22 @@ async fn play(server: &TestServer, fixture: &str, message: serde_json::Value) ->
     events
 }
 
+/// The `input` of the tool_use block `tool_use_id` in a reference fixture, as written there.
+fn fixture_tool_input(fixture: &str, tool_use_id: &str) -> serde_json::Value {
+    let path = format!(
+        "{}/tests/fixtures/reference/{fixture}.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|l| l["message"]["content"].as_array().cloned())
+        .flatten()
+        .find(|block| block["id"] == tool_use_id)
+        .map(|block| block["input"].clone())
+        .unwrap_or_else(|| panic!("{path} has no tool_use {tool_use_id}"))
+}
+
 fn say(text: &str) -> serde_json::Value {
     json!({"type": "user_message", "content": text})
 }
@@ -198,7 +214,12 @@ async fn event_payloads_match_the_wire_protocol() {
 
     let events = play(&server, "ask_user_question", say("ask")).await;
     assert_eq!(events[3].data["correlation_id"], "tu_q");
-    assert_eq!(events[3].data["questions"][0]["question"], "Pick a color");
+    // `questions` is the tool's whole input object, as the original sends it (issue 11): the
+    // fixture's AskUserQuestion input, byte for byte in key order.
+    assert_eq!(
+        serde_json::to_string(&events[3].data["questions"]).unwrap(),
+        serde_json::to_string(&fixture_tool_input("ask_user_question", "tu_q")).unwrap()
+    );
     assert_eq!(events[4].data, json!({"correlation_id":"tu_q"}));
 
     let events = play(&server, "mcp_status_change", say("mcp")).await;

@@ -78,6 +78,9 @@ async function question() {
   const events = await drive(session, async (ev, s) => {
     if (ev.event === "session_ready") await s.send("ask me");
     if (ev.event === "ask_user_question") {
+      // The tool's input object, whole, as the original sends it (issue 11).
+      assert.ok(Array.isArray(ev.data.questions.questions), JSON.stringify(ev.data));
+      assert.equal(ev.data.questions.questions[0].question, "Pick a color");
       await s.answer(ev.data.correlation_id, { "Pick a color": "blue" });
     }
     if (ev.event === "result") await remove(s);

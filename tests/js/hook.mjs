@@ -77,7 +77,10 @@ async function questionTurn() {
   await until(probe, "a session", (s) => s.sessionId);
   await act(() => probe.current.send("ask me"));
   const asking = await until(probe, "the question", (s) => s.status === "awaiting_question");
-  assert.equal(asking.pendingQuestion.questions[0].question, "Pick a color");
+  // The hook exposes the tool's input object as the original server gives it (issue 11).
+  assert.deepEqual(asking.pendingQuestion.questions, {
+    questions: [{ question: "Pick a color", options: [{ label: "red" }, { label: "blue" }] }],
+  });
   await act(() =>
     probe.current.answer(asking.pendingQuestion.correlation_id, { "Pick a color": "blue" }),
   );

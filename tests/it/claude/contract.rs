@@ -201,7 +201,9 @@ async fn the_real_cli_runs_a_session_end_to_end() {
     api.say(&id, "ASKQ").await;
     let events = stream.until("ask_user_question").await;
     let question = events.last().unwrap().data.clone();
-    assert_eq!(question["questions"][0]["question"], QUESTION);
+    // The CLI's tool input object, whole (issue 11): its `questions` array inside.
+    assert!(question["questions"].is_object(), "{question}");
+    assert_eq!(question["questions"]["questions"][0]["question"], QUESTION);
     let reply = json!({"type": "question_response", "correlation_id": question["correlation_id"],
         "answers": {QUESTION: "Blue"}});
     answer(api, &id, reply).await;

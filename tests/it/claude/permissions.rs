@@ -271,10 +271,7 @@ async fn ask_user_question_answers_keep_the_questions() {
     let (id, mut stream) = open(api, json!({"permission_mode": "acceptEdits"})).await;
     api.say(&id, "ASK").await;
     let asked = request(&mut stream, "ask_user_question").await;
-    assert_eq!(
-        asked,
-        json!({"correlation_id": "tu_q", "questions": input["questions"]})
-    );
+    assert_eq!(asked, json!({"correlation_id": "tu_q", "questions": input}));
     // A question is answered with a question_response.
     let wrong =
         json!({"type": "permission_response", "correlation_id": "tu_q", "behavior": "allow"});

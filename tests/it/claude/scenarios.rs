@@ -7,9 +7,14 @@ use crate::support::sse::{assert_contiguous, Event};
 use crate::support::{Api, TestDb};
 use serde_json::{json, Value};
 
+/// The AskUserQuestion input the fake CLI asks with; the wire event carries it whole.
+fn ask_input() -> Value {
+    json!({"questions": [{"question": "Pick a color", "header": "Color",
+        "multiSelect": false, "options": [{"label": "red"}, {"label": "blue"}]}]})
+}
+
 fn reference_scenario() -> Value {
-    let ask_input = json!({"questions": [{"question": "Pick a color", "header": "Color",
-        "multiSelect": false, "options": [{"label": "red"}, {"label": "blue"}]}]});
+    let ask_input = ask_input();
     json!({"turns": [
         turn("plain_qa", vec![say("hello world")]),
         turn("read_allow", vec![
@@ -214,7 +219,10 @@ fn check_payloads(name: &str, events: &[Event]) {
         "ask_user_question" => {
             let ask = by_name("ask_user_question");
             assert_eq!(ask["correlation_id"], "tu_q");
-            assert_eq!(ask["questions"][0]["question"], "Pick a color");
+            assert_eq!(
+                serde_json::to_string(&ask["questions"]).unwrap(),
+                serde_json::to_string(&ask_input()).unwrap()
+            );
             let answer = by_name("tool_result")["output"].clone();
             assert_eq!(
                 answer,
