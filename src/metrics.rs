@@ -89,6 +89,7 @@ pub struct Metrics {
     pub sse_subscribers: Gauge,
     pub takeovers: Counter,
     pub fenced_appends: Counter,
+    pub rejected_events: Counter,
     pub agent_processes: Gauge,
     pub writer_queue: Gauge,
     pub writer_queue_bytes: Gauge,
@@ -183,6 +184,10 @@ impl Metrics {
             fenced_appends: r.counter(
                 "agent_webkit_fenced_appends_total",
                 "Appends refused because another host owns the session (stale epoch)",
+            ),
+            rejected_events: r.counter(
+                "agent_webkit_rejected_events_total",
+                "Events the database refused for their content (replaced by one error event)",
             ),
             agent_processes: r.gauge(
                 "agent_webkit_agent_processes",

@@ -185,7 +185,7 @@ pub async fn cases(store: &Store) -> Result<Vec<Case>, StoreError> {
         ),
         case(
             "GET /audit/events?contains={\"input\":{\"path\":…}}",
-            "events_data_rare",
+            "events_doc_rare",
             events(EventFilter {
                 contains: Some(serde_json::json!({ "input": { "path": path } })),
                 ..EventFilter::default()
@@ -193,7 +193,7 @@ pub async fn cases(store: &Store) -> Result<Vec<Case>, StoreError> {
         ),
         case(
             "GET /audit/events?contains={\"behavior\":\"deny\"}",
-            "events_data_rare",
+            "events_doc_rare",
             events(EventFilter {
                 contains: Some(serde_json::json!({ "behavior": "deny" })),
                 ..EventFilter::default()

@@ -8,6 +8,7 @@
 use super::cursor::{self, Cursor};
 use crate::frame::names;
 use crate::store::audit::{EventFilter, InputFilter, SessionFilter, SessionStatus, TimeKey};
+use crate::store::text;
 use serde_json::Value;
 use std::time::SystemTime;
 use uuid::Uuid;
@@ -59,6 +60,13 @@ impl<'a> Pairs<'a> {
                     ),
                 ));
             }
+            if pairs[i].1.contains('\0') {
+                // Postgres' text cannot hold U+0000 (`store::text`): a 400, not a failed query.
+                return Err(err(
+                    "invalid_parameter",
+                    format!("{name:?} must not contain U+0000 (NUL)"),
+                ));
+            }
             if pairs[..i].iter().any(|(n, _)| n == name) {
                 return Err(err(
                     "duplicate_parameter",
@@ -77,8 +85,15 @@ impl<'a> Pairs<'a> {
             .map(|(_, v)| v.as_str())
     }
 
-    fn string(&self, name: &str) -> Option<String> {
-        self.get(name).map(str::to_owned)
+    /// A filter on an indexed text column: bounded like the values stored there
+    /// (`store::text`), so a filter can never miss a value the index cut short.
+    fn string(&self, name: &str) -> Result<Option<String>, ParamError> {
+        self.get(name)
+            .map(|v| match text::indexed_text_problem(v) {
+                None => Ok(v.to_owned()),
+                Some(problem) => Err(err("invalid_parameter", format!("{name} {problem}"))),
+            })
+            .transpose()
     }
 
     fn session_id(&self) -> Result<Option<Uuid>, ParamError> {
@@ -124,7 +139,9 @@ pub fn parse_time(v: &str, now: SystemTime) -> Result<SystemTime, ParamError> {
             format!("{v:?} is neither an RFC 3339 time nor a duration like 1h"),
         )
     })?;
+    // Postgres' timestamps end in 4713 BC; anything before 1970 is no audit filter anyway.
     now.checked_sub(ago)
+        .filter(|t| *t >= SystemTime::UNIX_EPOCH)
         .ok_or_else(|| err("invalid_time", format!("{v:?} reaches before 1970")))
 }
 
@@ -186,7 +203,7 @@ pub fn events(
     let contains = p
         .get("contains")
         .map(|v| match serde_json::from_str::<Value>(v) {
-            Ok(json @ (Value::Object(_) | Value::Array(_))) => Ok(json),
+            Ok(json @ (Value::Object(_) | Value::Array(_))) if !text::has_nul(&json) => Ok(json),
             _ => Err(err(
                 "invalid_contains",
                 "contains must be a JSON object or array, e.g. {\"tool_name\":\"Bash\"}",
@@ -196,8 +213,8 @@ pub fn events(
     let filter = EventFilter {
         session_id: p.session_id()?,
         event: p.get("event").map(parse_event).transpose()?,
-        tool_name: p.string("tool_name"),
-        correlation_id: p.string("correlation_id"),
+        tool_name: p.string("tool_name")?,
+        correlation_id: p.string("correlation_id")?,
         since: p.time("since", now)?,
         until: p.time("until", now)?,
         contains,
@@ -247,10 +264,10 @@ pub fn inputs(
         .transpose()?;
     let filter = InputFilter {
         session_id: p.session_id()?,
-        principal: p.string("principal"),
+        principal: p.string("principal")?,
         kind: p.get("type").map(parse_input_type).transpose()?,
         status,
-        correlation_id: p.string("correlation_id"),
+        correlation_id: p.string("correlation_id")?,
         since: p.time("since", now)?,
         until: p.time("until", now)?,
         settled: None,
@@ -293,7 +310,7 @@ pub fn sessions(
         })
         .transpose()?;
     let filter = SessionFilter {
-        principal: p.string("principal"),
+        principal: p.string("principal")?,
         status,
         since: p.time("since", now)?,
         until: p.time("until", now)?,
@@ -415,6 +432,26 @@ mod tests {
         assert_eq!(
             code(session_events(&pairs(&[("after", "-1")]))),
             "invalid_after"
+        );
+        // What Postgres' text, jsonb and timestamps cannot hold is a 400, not a failed query.
+        assert_eq!(
+            code(events(&pairs(&[("tool_name", "Ba\0sh")]), now)),
+            "invalid_parameter"
+        );
+        assert_eq!(
+            code(events(
+                &pairs(&[("correlation_id", &"x".repeat(3001))]),
+                now
+            )),
+            "invalid_parameter"
+        );
+        assert_eq!(
+            code(events(&pairs(&[("contains", r#"{"a":"\u0000"}"#)]), now)),
+            "invalid_contains"
+        );
+        assert_eq!(
+            code(sessions(&pairs(&[("since", "100000000d")]), now)),
+            "invalid_time"
         );
         // A cursor of another list is refused, not reinterpreted.
         let c = cursor::encode(&Cursor::SessionEvents(5));

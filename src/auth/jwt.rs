@@ -147,6 +147,10 @@ impl JwtVerifier {
         if RESERVED.contains(&sub.as_str()) {
             return Err(JwtError::ReservedSubject(sub));
         }
+        // The principal is an indexed text column of sessions and inputs (`store::text`).
+        if let Some(problem) = crate::store::text::indexed_text_problem(&sub) {
+            return Err(JwtError::Invalid(format!("`sub` {problem}")));
+        }
         let admin =
             self.admin_claim
                 .as_ref()

@@ -43,6 +43,13 @@ fn parse_config(body: &[u8]) -> Result<SessionConfig, ApiError> {
             "body must be a JSON object",
         ));
     }
+    // The config is stored as `jsonb`, which cannot hold U+0000 (`store::text`).
+    if crate::store::text::has_nul(&value) {
+        return Err(ApiError::bad_request(
+            "invalid_config",
+            "U+0000 (NUL) is not allowed in a session config",
+        ));
+    }
     serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request("invalid_input", format!("invalid session config: {e}")))
 }

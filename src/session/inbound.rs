@@ -4,6 +4,7 @@
 //! (`invalid_json`, `unknown_type`, `invalid_input`) and message, rather than serde's one error.
 
 use crate::agent::{Control, Decision};
+use crate::store::text;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -79,6 +80,10 @@ pub fn parse(body: &[u8]) -> Result<(Inbound, Value), InboundError> {
         code: "invalid_json",
         message: format!("body is not valid JSON: {e}"),
     })?;
+    // The record of every input is `jsonb`, which cannot hold U+0000 (`store::text`).
+    if text::has_nul(&value) {
+        return Err(invalid("U+0000 (NUL) is not allowed in an input"));
+    }
     let inbound = parse_value(&value)?;
     Ok((inbound, value))
 }
@@ -182,9 +187,13 @@ fn typed<T: serde::de::DeserializeOwned>(what: &str, value: &Value) -> Result<T,
     T::deserialize(value).map_err(|e| invalid(format!("invalid {what}: {e}")))
 }
 
+/// A non-empty id that fits the indexed columns it is recorded in (`store::text`).
 fn non_empty(name: &str, s: &str) -> Result<(), InboundError> {
     if s.is_empty() {
         return Err(invalid(format!("`{name}` must not be empty")));
+    }
+    if let Some(problem) = text::indexed_text_problem(s) {
+        return Err(invalid(format!("`{name}` {problem}")));
     }
     Ok(())
 }
@@ -244,6 +253,18 @@ mod tests {
         assert_eq!(code(r#"{"type":"set_model"}"#), "invalid_input");
         assert_eq!(
             code(r#"{"type":"stop_task","task_id":""}"#),
+            "invalid_input"
+        );
+        // What Postgres' jsonb and btree entries cannot hold is refused at the door.
+        assert_eq!(
+            code(r#"{"type":"user_message","content":"a\u0000b"}"#),
+            "invalid_input"
+        );
+        let long = "x".repeat(3001);
+        assert_eq!(
+            code(&format!(
+                r#"{{"type":"permission_response","correlation_id":"{long}","behavior":"allow"}}"#
+            )),
             "invalid_input"
         );
     }

@@ -237,6 +237,11 @@ impl CommitSink for EventLog {
         tracing::warn!(session_id = %self.session_id, "append fenced: another host owns the session");
         self.set_gone();
     }
+
+    fn rejected(&self) {
+        // The writer logged why; streams end so clients reconnect and the session rehydrates.
+        self.set_gone();
+    }
 }
 
 #[cfg(test)]

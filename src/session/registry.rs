@@ -10,7 +10,7 @@
 
 use super::{actor, Deps, Session, SessionError};
 use crate::agent::SessionConfig;
-use crate::store::sessions::{self, Claim};
+use crate::store::sessions::{self, Claim, Peek};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -86,7 +86,15 @@ impl Registry {
         if self.deps.draining.is_cancelled() {
             return Err(SessionError::Draining);
         }
-        self.check_capacity()?;
+        if let Err(full) = self.check_capacity() {
+            // At capacity, a session that is not the caller's must answer exactly as an
+            // unknown id does (`404`), or `503` would tell which ids exist.
+            return match sessions::peek(&self.deps.store, id, principal).await? {
+                Peek::NotFound => Err(SessionError::NotFound),
+                Peek::Closed { last_seq } => Ok(Lookup::Closed { last_seq }),
+                Peek::Open => Err(full),
+            };
+        }
         match self.claim(id, principal).await? {
             Claim::Claimed(claimed) => {
                 tracing::debug!(session_id = %id, epoch = claimed.epoch, last_seq = claimed.last_seq, took_over = claimed.took_over, "session claimed");
@@ -139,12 +147,21 @@ impl Registry {
         }
     }
 
-    /// `DELETE`: closes a session; closing a closed one is harmless.
+    /// `DELETE`: closes a session; closing a closed one is harmless. Idempotent under
+    /// concurrency: a `DELETE` that finds the session already stopping (another `DELETE`, an
+    /// eviction) waits for it to stop and looks again, so every caller gets `204` once `done`
+    /// is committed.
     pub async fn close(&self, id: Uuid, principal: &str) -> Result<(), SessionError> {
-        match self.lookup(id, principal).await? {
-            Lookup::Live(session) => session.close().await,
-            Lookup::Closed { .. } => Ok(()),
+        for _ in 0..3 {
+            match self.lookup(id, principal).await? {
+                Lookup::Live(session) => match session.close().await {
+                    Err(SessionError::Stopping) => session.stopped().await,
+                    other => return other,
+                },
+                Lookup::Closed { .. } => return Ok(()),
+            }
         }
+        Err(SessionError::Stopping)
     }
 
     fn slot(&self, id: Uuid) -> Slot {

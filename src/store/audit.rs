@@ -241,10 +241,11 @@ pub fn events_query(filter: &EventFilter, after: Option<TimeKey>, limit: i64) ->
         filter.settled,
     );
     if let Some(json) = &filter.contains {
-        // Written exactly as the expression of the `events_data_rare` GIN index, with its
+        // Written exactly as the expression of the `events_doc_rare` GIN index, with its
         // predicate: containment searches every event but the assistant's text ones, unless
-        // `event` names one of them (V2__audit.sql, V3__assistant_text_unindexed.sql).
-        q.filter("(data::jsonb) @> {}::jsonb", json.clone());
+        // `event` names one of them (V3__assistant_text_unindexed.sql). `audit_doc` is `data`
+        // as jsonb with NUL replaced, which jsonb cannot hold (V4__audit_projection_total.sql).
+        q.filter("audit_doc(data) @> {}::jsonb", json.clone());
         if !filter.event.is_some_and(is_assistant_text) {
             q.conditions
                 .push("event NOT IN ('message_delta', 'message_complete')".into());

@@ -41,6 +41,7 @@ pub async fn read_page(
         )
         .await?;
     let text: Option<String> = row.get(0);
+    Store::recycle(client, text.as_ref().map_or(0, String::len));
     Ok(text.map(|text| Page {
         bytes: Bytes::from(text),
         first_seq: row.get::<_, i64>(1) as u64,

@@ -8,6 +8,8 @@
 //! - [`audit`]: history and audit reads (keyset pages over the indexes of V2), built with
 //!   [`query`].
 //! - [`retention`]: background removal of old events, in batches.
+//! - [`pressure`]: when the writer counts as overloaded (CoDel's rule on queueing delay).
+//! - [`text`]: what `text`/`jsonb` columns and btree entries cannot hold, checked at the door.
 //!
 //! One driver, tokio-postgres, behind a deadpool pool. Every SQLSTATE is interpreted in one
 //! place, [`StoreError::from`], so callers match on meaning (unavailable, conflict), not codes.
@@ -16,9 +18,11 @@ pub mod audit;
 pub mod events;
 pub mod hosts;
 pub mod inputs;
+pub mod pressure;
 pub mod query;
 pub mod retention;
 pub mod sessions;
+pub mod text;
 pub mod writer;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -33,6 +37,8 @@ mod embedded_migrations {
 
 /// Namespace of this server's advisory locks (first key of the two-key form).
 pub const LOCK_NS: i32 = 0x4157_4b53; // "AWKS"
+/// Messages above this leave their connection out of the pool ([`Store::recycle`]).
+pub const LARGE_MESSAGE: usize = 1 << 20;
 /// Second key of the migration lock, under [`LOCK_NS`]. Host locks use positive host ids.
 const MIGRATION_LOCK: i32 = -1;
 
@@ -149,6 +155,18 @@ impl Store {
 
     pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// Returns a pooled connection that just carried `bytes` in one message: one that carried
+    /// a large message is closed instead of pooled. tokio-postgres keeps a connection's buffers
+    /// at the size of the largest message it sent or received, so every pooled connection that
+    /// once recorded a 10 MiB input or read a megabyte tool result would hold that much for
+    /// good (measured: 32 accepted 9.5 MiB messages left 764 MiB resident; BENCHMARKS.md).
+    /// A fresh connection costs ~2 ms, paid only after such a message.
+    pub fn recycle(client: deadpool_postgres::Object, bytes: usize) {
+        if bytes > LARGE_MESSAGE {
+            drop(deadpool_postgres::Object::take(client));
+        }
     }
 
     /// Applies the embedded migrations under an advisory lock, so several hosts starting at

@@ -146,6 +146,7 @@ pub async fn claim(
         })
         .collect();
     tx.commit().await?;
+    Store::recycle(client, tail.iter().map(|f| f.bytes.len()).sum());
     let config: Value = row.get("config");
     let previous: Option<i32> = row.get("previous_owner");
     Ok(Claim::Claimed(Box::new(Claimed {
@@ -158,6 +159,32 @@ pub async fn claim(
         tail,
         open_turns,
     })))
+}
+
+/// What a principal may know of a session without claiming it (used when this host cannot
+/// take more sessions): another principal's session is [`Peek::NotFound`], as in [`claim`].
+pub enum Peek {
+    NotFound,
+    Closed { last_seq: u64 },
+    Open,
+}
+
+pub async fn peek(store: &Store, id: Uuid, principal: &str) -> Result<Peek, StoreError> {
+    let client = store.client().await?;
+    let row = client
+        .query_opt(
+            "SELECT status, last_seq FROM sessions WHERE id = $1 AND principal = $2",
+            &[&id, &principal],
+        )
+        .await?;
+    Ok(match row {
+        None => Peek::NotFound,
+        Some(row) if row.get::<_, &str>(0) == "closed" => {
+            let last_seq = (row.get::<_, i64>(1) as u64).max(events::max_seq(&client, id).await?);
+            Peek::Closed { last_seq }
+        }
+        Some(_) => Peek::Open,
+    })
 }
 
 /// Lets go of a session this host holds (eviction, drain): it becomes dormant and claimable by

@@ -19,19 +19,28 @@
 //! Transient failures (Postgres down or restarting) are retried with backoff, in order, without
 //! publishing anything meanwhile; sessions feel it as backpressure on the bounded channel.
 //!
+//! A batch the database refuses for what it contains (a value no column or index can take)
+//! must not take other sessions' events with it (invariant 8, `docs/invariants.md`): the writer
+//! splits it by session, then by append, commits everything else, and gives the refused
+//! session one `error {code: "event_rejected"}` at the first refused seq instead. That session
+//! then stops on this host and nothing it appended later at that epoch is committed, so its ids
+//! never skip a seq (invariant 1); its next request rehydrates it. The audit projections are
+//! written so that no event the `json` column accepts is refused (V4 migration); this is the
+//! net under them.
+//!
 //! What waits is bounded twice: by appends (the channel) and by bytes ([`MAX_QUEUED_BYTES`]).
-//! Load shedding starts here too: when more than [`SATURATION_APPENDS`] appends or half the
-//! bytes wait (the sessions produce faster than Postgres commits), [`Writer::saturated`] says so
-//! and new work
-//! (user messages, new sessions) is refused with `503 overloaded` at the door, instead of
-//! being accepted into a queue that only grows. Metrics are recorded per batch (commit time,
-//! size, fenced appends), never per event.
+//! Load shedding starts here too: when queued appends have waited too long for too long
+//! (`super::pressure`, CoDel's rule: sustained overload, not a burst), [`Writer::saturated`]
+//! says so and new work (user messages, new sessions) is refused with `503 overloaded` at the
+//! door, instead of being accepted into a queue that only grows. Metrics are recorded per
+//! batch (commit time, size, fenced appends), never per event.
 
+use super::pressure::Pressure;
 use super::{Store, StoreError};
-use crate::frame::Frame;
+use crate::frame::{names, Frame};
 use crate::metrics::Metrics;
 use deadpool_postgres::Object;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -43,9 +52,6 @@ use uuid::Uuid;
 const MAX_BATCH_EVENTS: usize = 4096;
 /// Appends waiting for the writer; a full channel slows the sessions that append.
 const CHANNEL_CAPACITY: usize = 8192;
-/// Queued appends beyond which the writer counts as saturated: a quarter of the channel is
-/// several batches' worth, which a writer that keeps up never lets pile up.
-pub const SATURATION_APPENDS: usize = CHANNEL_CAPACITY / 4;
 /// Bytes of frames queued for commit, at most: the channel counts appends, and 8192 appends of
 /// large events (tool results of whole files) would be gigabytes. An append waits for its
 /// bytes like for a channel slot; one larger than the budget takes all of it and goes alone.
@@ -56,6 +62,11 @@ pub trait CommitSink: Send + Sync {
     fn committed(&self, frames: Vec<Frame>);
     /// The session's epoch is stale: another host owns it. Nothing of this append was stored.
     fn fenced(&self);
+    /// The database refused this session's events for their content (the writer committed an
+    /// `error` event in their place): the session must stop appending at this epoch.
+    fn rejected(&self) {
+        self.fenced()
+    }
 }
 
 /// Consecutive events of one session, to be committed under `epoch`.
@@ -75,10 +86,11 @@ pub struct Writer {
     tx: mpsc::Sender<Queued>,
     /// [`MAX_QUEUED_BYTES`] as permits, held by each append until it is published.
     budget: Arc<Semaphore>,
+    pressure: Arc<Pressure>,
 }
 
-/// An append and the bytes of budget it holds.
-type Queued = (Append, Option<OwnedSemaphorePermit>);
+/// An append, the bytes of budget it holds, and when it was queued.
+type Queued = (Append, Option<OwnedSemaphorePermit>, Instant);
 
 impl Writer {
     /// Starts the writer task for this host. It runs until every `Writer` clone is dropped,
@@ -99,9 +111,17 @@ impl Writer {
         metrics: Arc<Metrics>,
     ) -> (Writer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let task = tokio::spawn(run(store, host_id, rx, shutdown, metrics));
+        let pressure = Arc::new(Pressure::default());
+        let task = tokio::spawn(run(store, host_id, rx, shutdown, metrics, pressure.clone()));
         let budget = Arc::new(Semaphore::new(MAX_QUEUED_BYTES));
-        (Writer { tx, budget }, task)
+        (
+            Writer {
+                tx,
+                budget,
+                pressure,
+            },
+            task,
+        )
     }
 
     /// Appends waiting to be committed.
@@ -114,10 +134,10 @@ impl Writer {
         MAX_QUEUED_BYTES.saturating_sub(self.budget.available_permits())
     }
 
-    /// Whether the writer is falling behind (see the module doc): many appends, or half the
-    /// byte budget, waiting.
+    /// Whether the writer is overloaded: queued work has waited too long for too long
+    /// ([`super::pressure`]), not merely a burst in the queue.
     pub fn saturated(&self) -> bool {
-        self.queued() > SATURATION_APPENDS || self.queued_bytes() > MAX_QUEUED_BYTES / 2
+        self.pressure.overloaded(self.queued() > 0, Instant::now())
     }
 
     /// Queues an append. Waits while the writer is saturated (backpressure): for a slot in the
@@ -132,7 +152,10 @@ impl Writer {
             let permit = self.budget.clone().acquire_many_owned(n).await;
             Some(permit.map_err(|_| stopped())?)
         };
-        self.tx.send((append, permit)).await.map_err(|_| stopped())
+        self.tx
+            .send((append, permit, Instant::now()))
+            .await
+            .map_err(|_| stopped())
     }
 }
 
@@ -142,19 +165,29 @@ async fn run(
     mut rx: mpsc::Receiver<Queued>,
     shutdown: CancellationToken,
     metrics: Arc<Metrics>,
+    pressure: Arc<Pressure>,
 ) {
     let mut batch: Vec<Append> = Vec::new();
     let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
-    // The writer's own connection, kept across batches (issue 7: pooled connections' buffers
-    // grew to the batch size on every connection of the pool).
-    let mut conn = None;
-    while let Some((first, permit)) = rx.recv().await {
+    let mut writer = BatchWriter {
+        store,
+        host_id,
+        shutdown,
+        metrics,
+        // The writer's own connection, kept across batches (issue 7: pooled connections'
+        // buffers grew to the batch size on every connection of the pool).
+        conn: None,
+        rejected: Rejected::default(),
+    };
+    while let Some((first, permit, queued_at)) = rx.recv().await {
+        // The channel is FIFO: the first append is the batch's oldest.
+        pressure.batch_taken(queued_at, Instant::now());
         let mut events = first.frames.len();
         batch.push(first);
         held.extend(permit);
         while events < MAX_BATCH_EVENTS {
             match rx.try_recv() {
-                Ok((next, permit)) => {
+                Ok((next, permit, _)) => {
                     events += next.frames.len();
                     batch.push(next);
                     held.extend(permit);
@@ -162,44 +195,233 @@ async fn run(
                 Err(_) => break,
             }
         }
+        writer.write(std::mem::take(&mut batch), events).await;
+        pressure.batch_done();
+        // The ring holds what it keeps; the queue's copy of these bytes is gone.
+        held.clear();
+    }
+}
+
+/// The writer task's state between batches.
+struct BatchWriter {
+    store: Store,
+    host_id: i32,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+    conn: Option<Object>,
+    rejected: Rejected,
+}
+
+impl BatchWriter {
+    /// Commits a batch and publishes what committed. A batch the database refuses for its
+    /// content is split until the refused append is found: every other session's events are
+    /// committed and published as usual (invariant 8).
+    async fn write(&mut self, batch: Vec<Append>, events: usize) {
+        let (refused, batch): (Vec<Append>, Vec<Append>) =
+            batch.into_iter().partition(|a| self.rejected.refuses(a));
+        for append in refused {
+            finish(
+                append,
+                Err(StoreError::Other("an earlier append was refused".into())),
+            );
+        }
+        if batch.is_empty() {
+            return;
+        }
         let span = tracing::info_span!(
             parent: &batch[0].span,
             "store.commit",
             events,
             appends = batch.len(),
-            host_id,
+            host_id = self.host_id,
         );
         let started = Instant::now();
-        let outcome = commit_with_retry(&store, &mut conn, host_id, &batch, &shutdown)
-            .instrument(span)
-            .await;
-        metrics
+        let outcome = self.commit(&batch).instrument(span).await;
+        self.metrics
             .store_commit_seconds
             .record(started.elapsed().as_secs_f64());
-        metrics.store_batch_events.record(events as f64);
-        for append in batch.drain(..) {
-            let result = match &outcome {
-                Ok(owned) if owned.contains(&append.session_id) => {
-                    append.sink.committed(append.frames);
+        self.metrics.store_batch_events.record(events as f64);
+        match outcome {
+            Err(e) if self.refused_for_content(&e) => self.isolate(batch, e).await,
+            outcome => self.publish(batch, &outcome),
+        }
+    }
+
+    /// Whether `e` says the batch's content was refused, not the database being away (which
+    /// is retried) or this host shutting down.
+    fn refused_for_content(&self, e: &StoreError) -> bool {
+        !e.is_unavailable() && !self.shutdown.is_cancelled()
+    }
+
+    async fn commit(&mut self, batch: &[Append]) -> Result<HashSet<Uuid>, StoreError> {
+        commit_with_retry(
+            &self.store,
+            &mut self.conn,
+            self.host_id,
+            batch,
+            &self.shutdown,
+        )
+        .await
+    }
+
+    /// Commits each session's appends of a refused batch on their own, then one append at a
+    /// time within the session that fails, so exactly the refused append and what its session
+    /// appended after it are left out.
+    async fn isolate(&mut self, batch: Vec<Append>, error: StoreError) {
+        let mut groups: Vec<Vec<Append>> = Vec::new();
+        for append in batch {
+            match groups
+                .iter_mut()
+                .find(|g| g[0].session_id == append.session_id)
+            {
+                Some(group) => group.push(append),
+                None => groups.push(vec![append]),
+            }
+        }
+        let single_session = groups.len() == 1;
+        let mut first_error = Some(error);
+        for group in groups {
+            let outcome = match first_error.take().filter(|_| single_session) {
+                Some(e) => Err(e),
+                None => self.commit(&group).await,
+            };
+            match outcome {
+                Err(e) if self.refused_for_content(&e) => self.isolate_session(group, e).await,
+                outcome => self.publish(group, &outcome),
+            }
+        }
+    }
+
+    async fn isolate_session(&mut self, group: Vec<Append>, mut error: StoreError) {
+        let mut appends = group.into_iter();
+        if appends.len() > 1 {
+            for append in appends.by_ref() {
+                match self.commit(std::slice::from_ref(&append)).await {
+                    Err(e) if self.refused_for_content(&e) => {
+                        error = e;
+                        self.reject(std::iter::once(append).chain(appends).collect(), error)
+                            .await;
+                        return;
+                    }
+                    outcome => self.publish(vec![append], &outcome),
+                }
+            }
+            return;
+        }
+        self.reject(appends.collect(), error).await;
+    }
+
+    /// The database refused `appends` (one session's, in order) for their content. In their
+    /// place the session gets one `error` event at the first refused seq, so its ids stay
+    /// gap-free and its clients learn why; then it stops on this host. Everything it appended
+    /// at this epoch after that is refused as well; the next request rehydrates the session
+    /// (new epoch, ids continuing after the error) and reports the turn in flight as lost.
+    async fn reject(&mut self, appends: Vec<Append>, error: StoreError) {
+        let Some(head) = appends.first() else { return };
+        let (session_id, epoch, sink) = (head.session_id, head.epoch, head.sink.clone());
+        let span = head.span.clone();
+        self.rejected.insert(session_id, epoch);
+        let mut frames = appends.iter().flat_map(|a| &a.frames);
+        let first = frames.next().map(|f| f.seq);
+        let last = frames.last().map(|f| f.seq).or(first);
+        self.metrics
+            .rejected_events
+            .increment(appends.iter().map(|a| a.frames.len() as u64).sum());
+        tracing::error!(%session_id, epoch, ?first, ?last, %error,
+            "the database refused a session's events; the session stops here");
+        if let (Some(first), Some(last)) = (first, last) {
+            let message = format!(
+                "events {first} to {last} could not be stored and were dropped; the turn in flight is lost"
+            );
+            let data = serde_json::json!({"code": "event_rejected", "message": message});
+            let notice = Append {
+                session_id,
+                epoch,
+                frames: vec![Frame::encode(first, names::ERROR, &data.to_string())],
+                sink: sink.clone(),
+                ack: None,
+                span,
+            };
+            if let Ok(owned) = self.commit(std::slice::from_ref(&notice)).await {
+                if owned.contains(&session_id) {
+                    sink.committed(notice.frames);
+                }
+            }
+        }
+        sink.rejected();
+        for append in appends {
+            finish(
+                append,
+                Err(StoreError::Other("refused by the database".into())),
+            );
+        }
+    }
+
+    /// Hands each append's outcome to its session: frames to the ring, or fenced.
+    fn publish(&self, batch: Vec<Append>, outcome: &Result<HashSet<Uuid>, StoreError>) {
+        for append in batch {
+            let Append {
+                session_id,
+                frames,
+                sink,
+                ack,
+                ..
+            } = append;
+            let result = match outcome {
+                Ok(owned) if owned.contains(&session_id) => {
+                    sink.committed(frames);
                     Ok(())
                 }
                 Ok(_) => {
-                    metrics.fenced_appends.increment(1);
-                    append.sink.fenced();
+                    self.metrics.fenced_appends.increment(1);
+                    sink.fenced();
                     Err(StoreError::Fenced)
                 }
                 Err(e) => {
-                    // Not retryable (or shutting down): the session cannot trust its log.
-                    append.sink.fenced();
+                    // Shutting down with Postgres away: the session cannot trust its log.
+                    sink.fenced();
                     Err(StoreError::Other(e.to_string()))
                 }
             };
-            if let Some(ack) = append.ack {
-                let _ = ack.send(result);
-            }
+            acknowledge(ack, result);
         }
-        // The ring holds what it keeps; the queue's copy of these bytes is gone.
-        held.clear();
+    }
+}
+
+/// Completes an append's acknowledgement, if it asked for one.
+fn finish(append: Append, result: Result<(), StoreError>) {
+    acknowledge(append.ack, result);
+}
+
+fn acknowledge(
+    ack: Option<oneshot::Sender<Result<(), StoreError>>>,
+    result: Result<(), StoreError>,
+) {
+    if let Some(ack) = ack {
+        let _ = ack.send(result);
+    }
+}
+
+/// Sessions whose append the database refused, with the epoch it was appended under. Every
+/// later append of that session at that epoch is refused too: a session never commits past a
+/// seq it could not commit (invariant 1). A higher epoch (the session rehydrated) starts clean.
+#[derive(Default)]
+struct Rejected(HashMap<Uuid, i64>);
+
+impl Rejected {
+    fn insert(&mut self, session_id: Uuid, epoch: i64) {
+        self.0.insert(session_id, epoch);
+    }
+
+    fn refuses(&mut self, append: &Append) -> bool {
+        match self.0.get(&append.session_id) {
+            Some(&epoch) if append.epoch <= epoch => true,
+            Some(_) => {
+                self.0.remove(&append.session_id);
+                false
+            }
+            None => false,
+        }
     }
 }
 

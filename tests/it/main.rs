@@ -12,6 +12,7 @@ mod failover;
 mod fencing;
 mod fixtures;
 mod harness;
+mod hostile;
 mod js_client;
 mod limits;
 mod load;
