@@ -467,3 +467,46 @@ async fn bursts_the_writer_absorbs_refuse_no_message() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_returns_near_its_baseline_after_large_inputs() {
+    use crate::support::process::ServerProcess;
+    let db = TestDb::new().await;
+    let server = ServerProcess::start(&db.url, None, &[], &[]).await;
+    let api = &server.api;
+    let id = api.create("plain_qa").await;
+    let mut stream = api.stream(&id, None).await.unwrap();
+    stream.until("session_ready").await;
+    // Warm up every pooled connection with small work, then measure.
+    for _ in 0..4 {
+        api.say(&id, "hi").await;
+        stream.until("result").await;
+    }
+    let (before, _) = server.memory();
+    let big = json!({"type": "user_message", "content": "x".repeat(9_500_000)}).to_string();
+    // Four at a time: the pool of 8 connections stays available for the session's own writes.
+    let mut sent = Vec::new();
+    for _ in 0..8 {
+        sent.extend(futures::future::join_all((0..4).map(|_| api.input_raw(&id, &big))).await);
+    }
+    let statuses: Vec<_> = sent.iter().map(|(s, _, b)| (s.as_u16(), b.clone())).collect();
+    assert!(statuses.iter().all(|(s, _)| *s == 204), "{statuses:?}");
+    for _ in 0..32 {
+        stream.until("result").await;
+    }
+    let (after, peak) = server.memory();
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    eprintln!(
+        "RSS before {:.1} MiB, after 32 x 9.5 MiB inputs {:.1} MiB (peak {:.1} MiB)",
+        mib(before),
+        mib(after),
+        mib(peak)
+    );
+    // Before the fix, pooled connections kept their buffers: +750 MiB for good.
+    assert!(
+        after < before + (128 << 20),
+        "RSS stayed {:.1} MiB above its baseline",
+        mib(after - before)
+    );
+    server.stop().await;
+}

@@ -262,3 +262,47 @@ async fn a_cli_that_stops_answering_is_an_error_not_a_hang() {
     assert!(argv(&fake.starts()[1]).contains(&format!("--resume={id}")));
     server.stop().await;
 }
+
+/// What a real `Read` of a binary file or a command printing NUL gives (issue 12): NUL and
+/// other control characters in streamed text, tool input and tool result, through the CLI's
+/// stdout, stored and delivered exactly, and resumed from Postgres alike.
+#[tokio::test]
+async fn binary_tool_output_through_the_cli_is_stored_and_delivered_exactly() {
+    let output = "\u{0}ELF\u{2}\u{1}\u{1}\u{0} \u{1b}[0m tail\u{0}";
+    let input = json!({"command": "cat /bin/true\u{0}", "description": "\u{7}bell"});
+    let text = "printed \u{0} and \u{1f}";
+    let steps = vec![
+        tool("tu_b", "Bash", input.clone(), json!({"output": output})),
+        json!({"assistant": [{"type": "text", "text": text}], "chunk": 4}),
+    ];
+    let fake = FakeCli::new(json!({"turns": [turn("BIN", steps)]}));
+    let db = TestDb::new().await;
+    let server = fake.server(&db).await;
+    let api = &server.api;
+    let (id, mut stream) = open(api, json!({})).await;
+    api.say(&id, "BIN").await;
+    let mut events = stream.until("permission_request").await;
+    let request = events.last().unwrap().data.clone();
+    assert_eq!(request["input"], input);
+    let allow = json!({"type": "permission_response", "behavior": "allow",
+        "correlation_id": request["correlation_id"]});
+    assert_eq!(api.input(&id, allow).await, 204);
+    events.extend(stream.until("result").await);
+    let find = |name: &str| events.iter().find(|e| e.event == name).unwrap();
+    assert_eq!(find("tool_use").data["input"], input);
+    assert_eq!(find("tool_result").data["output"], output);
+    let complete = events
+        .iter()
+        .filter(|e| e.event == "message_complete")
+        .next_back()
+        .unwrap();
+    assert_eq!(complete.data["message"]["content"][0]["text"], text);
+    assert!(!complete.raw.contains('\0') && complete.raw.contains(r"\u0000"));
+    // Resumed from the table: every frame byte for byte.
+    let before = (events[0].id - 1).to_string();
+    let mut resumed = api.stream(&id, Some(&before)).await.unwrap();
+    for live in &events {
+        assert_eq!(resumed.next().await.unwrap().raw, live.raw);
+    }
+    server.stop().await;
+}
