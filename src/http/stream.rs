@@ -50,6 +50,9 @@ pub async fn stream(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // A stream is the last response its connection carries (`sse_conn` says so itself): hyper
+    // closes after it and runs nothing pipelined behind it.
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     Ok(response)
 }
 
