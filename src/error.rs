@@ -8,6 +8,26 @@ use crate::store::StoreError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use std::borrow::Cow;
+
+/// Most characters of a client's input an error message repeats.
+pub const ECHO_CHARS: usize = 100;
+/// Most characters of any error message (messages that embed input they did not [`echo`],
+/// such as a deserializer's, are cut here).
+const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// Client input as an error message repeats it: at most [`ECHO_CHARS`] characters, then `…`.
+/// A message must not grow with the input (a 5 MiB `type` is not sent back whole).
+pub fn echo(input: &str) -> Cow<'_, str> {
+    clip(input, ECHO_CHARS)
+}
+
+fn clip(text: &str, max_chars: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(max_chars) {
+        None => Cow::Borrowed(text),
+        Some((at, _)) => Cow::Owned(format!("{}…", &text[..at])),
+    }
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -114,7 +134,8 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"code": self.code, "message": self.message});
+        let message = clip(&self.message, MAX_MESSAGE_CHARS);
+        let body = serde_json::json!({"code": self.code, "message": message});
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response
@@ -122,5 +143,21 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{clip, echo, ECHO_CHARS};
+
+    #[test]
+    fn echoed_input_is_cut_short_on_a_char_boundary() {
+        assert_eq!(echo("short"), "short");
+        let long = "é".repeat(ECHO_CHARS * 3);
+        let cut = echo(&long);
+        assert_eq!(cut.chars().count(), ECHO_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        assert_eq!(clip("abc", 3), "abc");
+        assert_eq!(clip("abcd", 3), "abc…");
     }
 }

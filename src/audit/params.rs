@@ -6,6 +6,7 @@
 //! the worst answer an audit query can give.
 
 use super::cursor::{self, Cursor};
+use crate::error::echo;
 use crate::frame::names;
 use crate::store::audit::{EventFilter, InputFilter, SessionFilter, SessionStatus, TimeKey};
 use serde_json::Value;
@@ -55,14 +56,15 @@ impl<'a> Pairs<'a> {
                     "unknown_parameter",
                     format!(
                         "unknown parameter {name:?}; expected one of {}",
-                        known.join(", ")
+                        known.join(", "),
+                        name = echo(name)
                     ),
                 ));
             }
             if pairs[..i].iter().any(|(n, _)| n == name) {
                 return Err(err(
                     "duplicate_parameter",
-                    format!("{name:?} is given twice"),
+                    format!("{name:?} is given twice", name = echo(name)),
                 ));
             }
         }
@@ -87,7 +89,7 @@ impl<'a> Pairs<'a> {
                 Uuid::parse_str(v).map_err(|_| {
                     err(
                         "invalid_session_id",
-                        format!("session_id {v:?} is not a UUID"),
+                        format!("session_id {v:?} is not a UUID", v = echo(v)),
                     )
                 })
             })
@@ -106,7 +108,10 @@ impl<'a> Pairs<'a> {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
             _ => Err(err(
                 "invalid_limit",
-                format!("limit must be an integer from 1 to {MAX_LIMIT}, got {v:?}"),
+                format!(
+                    "limit must be an integer from 1 to {MAX_LIMIT}, got {v:?}",
+                    v = echo(v)
+                ),
             )),
         }
     }
@@ -121,11 +126,18 @@ pub fn parse_time(v: &str, now: SystemTime) -> Result<SystemTime, ParamError> {
     let ago = crate::config::parse_duration(v).map_err(|_| {
         err(
             "invalid_time",
-            format!("{v:?} is neither an RFC 3339 time nor a duration like 1h"),
+            format!(
+                "{v:?} is neither an RFC 3339 time nor a duration like 1h",
+                v = echo(v)
+            ),
         )
     })?;
-    now.checked_sub(ago)
-        .ok_or_else(|| err("invalid_time", format!("{v:?} reaches before 1970")))
+    now.checked_sub(ago).ok_or_else(|| {
+        err(
+            "invalid_time",
+            format!("{v:?} reaches before 1970", v = echo(v)),
+        )
+    })
 }
 
 /// An event name this server emits.
@@ -135,7 +147,8 @@ pub fn parse_event(v: &str) -> Result<&'static str, ParamError> {
             "invalid_event",
             format!(
                 "unknown event {v:?}; expected one of {}",
-                names::ALL.join(", ")
+                names::ALL.join(", "),
+                v = echo(v)
             ),
         )
     })
@@ -151,7 +164,8 @@ fn parse_input_type(v: &str) -> Result<&'static str, ParamError> {
                 "invalid_type",
                 format!(
                     "unknown input type {v:?}; expected one of {}",
-                    INPUT_TYPES.join(", ")
+                    INPUT_TYPES.join(", "),
+                    v = echo(v)
                 ),
             )
         })
@@ -241,7 +255,7 @@ pub fn inputs(
             Ok(s) if (100..=599).contains(&s) => Ok(s),
             _ => Err(err(
                 "invalid_status",
-                format!("status must be an HTTP status code, got {v:?}"),
+                format!("status must be an HTTP status code, got {v:?}", v = echo(v)),
             )),
         })
         .transpose()?;
@@ -287,7 +301,10 @@ pub fn sessions(
                 .ok_or_else(|| {
                     err(
                         "invalid_status",
-                        format!("status must be active, dormant or closed, got {v:?}"),
+                        format!(
+                            "status must be active, dormant or closed, got {v:?}",
+                            v = echo(v)
+                        ),
                     )
                 })
         })
@@ -333,7 +350,10 @@ pub fn session_events(
             .ok_or_else(|| {
                 err(
                     "invalid_after",
-                    format!("after must be a non-negative integer, got {v:?}"),
+                    format!(
+                        "after must be a non-negative integer, got {v:?}",
+                        v = echo(v)
+                    ),
                 )
             })?,
         (None, Some(c)) => match cursor::decode(c)? {
