@@ -6,7 +6,8 @@ use crate::agent::claude::ClaudeRuntime;
 use crate::agent::replay::ReplayRuntime;
 use crate::agent::AgentRuntime;
 use crate::config::{AgentKind, AuthMode, Config, ServeArgs};
-use crate::http::listener::{HttpListener, Serving};
+use crate::http::limits::{self, Slots};
+use crate::http::listener::{self, Serving};
 use crate::pg_embedded::{ClusterOptions, PgCluster};
 use crate::session::registry::Registry;
 use crate::session::{Deps, Ownership};
@@ -125,22 +126,38 @@ pub async fn run(
             drained.cancel();
         })
     };
+    let max_connections = state
+        .config
+        .max_connections
+        .unwrap_or_else(limits::default_max_connections);
+    tracing::info!(
+        max_connections,
+        health_reserve = limits::HEALTH_RESERVE,
+        "connection cap"
+    );
+    let (header_timeout, idle_timeout) = (
+        state.config.http_header_timeout,
+        state.config.http_idle_timeout,
+    );
     let router = crate::http::router(state);
     let tasks = TaskTracker::new();
-    let listener = HttpListener::spawn(
+    // Returns once `drained` fires; hyper's connections then finish their responses and close.
+    listener::accept(
         listener,
         Serving {
-            router: router.clone(),
+            router,
             sse_write_timeout,
+            header_timeout,
+            idle_timeout,
+            slots: Slots::new(max_connections),
             metrics,
             tasks: tasks.clone(),
             stop: drained.clone(),
         },
-    )?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(drained.cancelled_owned())
-        .await?;
+    )
+    .await;
     // The streams `sse_conn` serves ended with `streams`; a stalled one ends by its write timeout.
+    // An idle hyper connection closed at once, a busy one after its response.
     tasks.close();
     tasks.wait().await;
     release.await?;
@@ -184,6 +201,9 @@ fn agent_runtime(config: &Config) -> anyhow::Result<Arc<dyn AgentRuntime>> {
 
 /// `agent-webkit-server serve`.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Every connection is a descriptor: take all the kernel allows (the cap stays below it).
+    let (before, now) = limits::raise_descriptor_limit();
+    tracing::info!(?before, ?now, "descriptor limit (soft RLIMIT_NOFILE)");
     // Refuse an unavailable runtime before starting anything.
     agent_runtime(&Config::from_args(&args, String::new(), AuthMode::Disabled))?;
     let auth = resolve_auth(args.no_auth);

@@ -142,7 +142,10 @@ impl FromRequestParts<AppState> for Admin {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "admin_required",
-                format!("{} is for admin principals only", parts.uri.path()),
+                format!(
+                    "{} is for admin principals only",
+                    crate::error::echo(parts.uri.path())
+                ),
             ));
         }
         Ok(Admin(caller))

@@ -138,6 +138,23 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1024..=64 * 1024 * 1024))]
     pub sse_buffer_bytes: u64,
 
+    /// A new connection must send its first request head within this (from the accept; a
+    /// client trickling bytes does not extend it), or it is closed.
+    #[arg(long, env = "AGENT_WEBKIT_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub http_header_timeout: Duration,
+
+    /// A keep-alive connection with no request in flight is closed after this long; the head
+    /// of its next request must be complete by then.
+    #[arg(long, env = "AGENT_WEBKIT_HTTP_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_positive_duration)]
+    pub http_idle_timeout: Duration,
+
+    /// Most open connections on --listen; beyond it a connection is answered `503
+    /// too_many_connections` and closed (a few more are kept for `/healthz` and `/readyz`).
+    /// Default: three quarters of the descriptor limit, at most 10000.
+    #[arg(long, env = "AGENT_WEBKIT_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: Option<u64>,
+
     /// A request that has no answer after this long gets `503 request_timeout` (the work it
     /// started still finishes). Bounds every wait a handler can get into.
     #[arg(long, env = "AGENT_WEBKIT_REQUEST_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
@@ -289,6 +306,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
+/// A duration above zero (a zero timeout would close every connection at once).
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("{s:?} must be above zero"));
+    }
+    Ok(d)
+}
+
 /// A retention of at least a minute: `0` would empty the log as it is written.
 fn parse_retention(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
@@ -353,6 +379,10 @@ pub struct Config {
     pub sse_write_timeout: Duration,
     pub sse_buffer_bytes: usize,
     pub request_timeout: Duration,
+    pub http_header_timeout: Duration,
+    pub http_idle_timeout: Duration,
+    /// `None`: derived from the descriptor limit at start ([`crate::http::limits`]).
+    pub max_connections: Option<usize>,
     pub db_statement_timeout: Duration,
     pub metrics_listen: Option<SocketAddr>,
     pub db_pool_size: usize,
@@ -388,6 +418,9 @@ impl Config {
             sse_write_timeout: Duration::from_secs(30),
             sse_buffer_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(15),
+            http_header_timeout: Duration::from_secs(10),
+            http_idle_timeout: Duration::from_secs(60),
+            max_connections: None,
             db_statement_timeout: Duration::from_secs(10),
             metrics_listen: None,
             db_pool_size: 32,
@@ -416,6 +449,9 @@ impl Config {
             sse_write_timeout: args.sse_write_timeout,
             sse_buffer_bytes: args.sse_buffer_bytes as usize,
             request_timeout: args.request_timeout,
+            http_header_timeout: args.http_header_timeout,
+            http_idle_timeout: args.http_idle_timeout,
+            max_connections: args.max_connections.map(|n| n as usize),
             db_statement_timeout: args.db_statement_timeout,
             metrics_listen: args.metrics_listen,
             db_pool_size: args.db_pool_size,
@@ -531,6 +567,9 @@ mod tests {
                 parsed.sse_write_timeout,
                 parsed.sse_buffer_bytes,
                 parsed.request_timeout,
+                parsed.http_header_timeout,
+                parsed.http_idle_timeout,
+                parsed.max_connections,
                 parsed.db_statement_timeout,
                 parsed.metrics_listen,
             ),
@@ -539,6 +578,9 @@ mod tests {
                 built.sse_write_timeout,
                 built.sse_buffer_bytes,
                 built.request_timeout,
+                built.http_header_timeout,
+                built.http_idle_timeout,
+                built.max_connections,
                 built.db_statement_timeout,
                 built.metrics_listen,
             )

@@ -9,6 +9,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+/// Most characters of any error message (messages that embed input they did not [`echo`],
+/// such as a deserializer's, are cut here).
+const MAX_MESSAGE_CHARS: usize = 1000;
+
+use crate::echo::clip;
+pub use crate::echo::echo;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -114,7 +121,8 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"code": self.code, "message": self.message});
+        let message = clip(&self.message, MAX_MESSAGE_CHARS);
+        let body = serde_json::json!({"code": self.code, "message": message});
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response

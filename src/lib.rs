@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod config;
+pub mod echo;
 pub mod error;
 pub mod frame;
 pub mod http;

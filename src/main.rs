@@ -2,7 +2,6 @@ use agent_webkit_server::config::{Cli, Command, LogFormat};
 use agent_webkit_server::{app, audit, telemetry};
 use clap::Parser;
 
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     fix_mmap_threshold();

@@ -6,6 +6,7 @@
 //! the worst answer an audit query can give.
 
 use super::cursor::{self, Cursor};
+use crate::echo::echo;
 use crate::frame::names;
 use crate::store::audit::{EventFilter, InputFilter, SessionFilter, SessionStatus, TimeKey};
 use crate::store::text;
@@ -56,7 +57,8 @@ impl<'a> Pairs<'a> {
                     "unknown_parameter",
                     format!(
                         "unknown parameter {name:?}; expected one of {}",
-                        known.join(", ")
+                        known.join(", "),
+                        name = echo(name)
                     ),
                 ));
             }
@@ -70,7 +72,7 @@ impl<'a> Pairs<'a> {
             if pairs[..i].iter().any(|(n, _)| n == name) {
                 return Err(err(
                     "duplicate_parameter",
-                    format!("{name:?} is given twice"),
+                    format!("{name:?} is given twice", name = echo(name)),
                 ));
             }
         }
@@ -102,7 +104,7 @@ impl<'a> Pairs<'a> {
                 Uuid::parse_str(v).map_err(|_| {
                     err(
                         "invalid_session_id",
-                        format!("session_id {v:?} is not a UUID"),
+                        format!("session_id {v:?} is not a UUID", v = echo(v)),
                     )
                 })
             })
@@ -121,7 +123,10 @@ impl<'a> Pairs<'a> {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
             _ => Err(err(
                 "invalid_limit",
-                format!("limit must be an integer from 1 to {MAX_LIMIT}, got {v:?}"),
+                format!(
+                    "limit must be an integer from 1 to {MAX_LIMIT}, got {v:?}",
+                    v = echo(v)
+                ),
             )),
         }
     }
@@ -136,13 +141,21 @@ pub fn parse_time(v: &str, now: SystemTime) -> Result<SystemTime, ParamError> {
     let ago = crate::config::parse_duration(v).map_err(|_| {
         err(
             "invalid_time",
-            format!("{v:?} is neither an RFC 3339 time nor a duration like 1h"),
+            format!(
+                "{v:?} is neither an RFC 3339 time nor a duration like 1h",
+                v = echo(v)
+            ),
         )
     })?;
     // Postgres' timestamps end in 4713 BC; anything before 1970 is no audit filter anyway.
     now.checked_sub(ago)
         .filter(|t| *t >= SystemTime::UNIX_EPOCH)
-        .ok_or_else(|| err("invalid_time", format!("{v:?} reaches before 1970")))
+        .ok_or_else(|| {
+            err(
+                "invalid_time",
+                format!("{v:?} reaches before 1970", v = echo(v)),
+            )
+        })
 }
 
 /// An event name this server emits.
@@ -152,7 +165,8 @@ pub fn parse_event(v: &str) -> Result<&'static str, ParamError> {
             "invalid_event",
             format!(
                 "unknown event {v:?}; expected one of {}",
-                names::ALL.join(", ")
+                names::ALL.join(", "),
+                v = echo(v)
             ),
         )
     })
@@ -168,7 +182,8 @@ fn parse_input_type(v: &str) -> Result<&'static str, ParamError> {
                 "invalid_type",
                 format!(
                     "unknown input type {v:?}; expected one of {}",
-                    INPUT_TYPES.join(", ")
+                    INPUT_TYPES.join(", "),
+                    v = echo(v)
                 ),
             )
         })
@@ -258,7 +273,7 @@ pub fn inputs(
             Ok(s) if (100..=599).contains(&s) => Ok(s),
             _ => Err(err(
                 "invalid_status",
-                format!("status must be an HTTP status code, got {v:?}"),
+                format!("status must be an HTTP status code, got {v:?}", v = echo(v)),
             )),
         })
         .transpose()?;
@@ -304,7 +319,10 @@ pub fn sessions(
                 .ok_or_else(|| {
                     err(
                         "invalid_status",
-                        format!("status must be active, dormant or closed, got {v:?}"),
+                        format!(
+                            "status must be active, dormant or closed, got {v:?}",
+                            v = echo(v)
+                        ),
                     )
                 })
         })
@@ -350,7 +368,10 @@ pub fn session_events(
             .ok_or_else(|| {
                 err(
                     "invalid_after",
-                    format!("after must be a non-negative integer, got {v:?}"),
+                    format!(
+                        "after must be a non-negative integer, got {v:?}",
+                        v = echo(v)
+                    ),
                 )
             })?,
         (None, Some(c)) => match cursor::decode(c)? {

@@ -4,7 +4,7 @@
 //! missing one, so not even its existence leaks. Admins see every session (read-only: live
 //! interaction stays with the owner, see `auth`).
 
-use super::{query_pairs, session_id};
+use super::{query_pairs, SessionId};
 use crate::app::AppState;
 use crate::audit::cursor::{self, Cursor};
 use crate::audit::params;
@@ -12,7 +12,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::store::audit;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::Json;
 use serde_json::{json, Value};
 use std::time::SystemTime;
@@ -49,9 +49,8 @@ pub async fn list(
 pub async fn show(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
 ) -> Result<Json<Value>, ApiError> {
-    let id = session_id(&id)?;
     let store = &app.registry.deps.store;
     match audit::session(store, id, scope(&caller), app.config.lease).await? {
         Some(row) => Ok(Json(json!(row))),
@@ -64,10 +63,9 @@ pub async fn show(
 pub async fn events(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
     query: Pairs,
 ) -> Result<Json<Value>, ApiError> {
-    let id = session_id(&id)?;
     let (after, event, limit) = params::session_events(&query_pairs(query)?)?;
     let store = &app.registry.deps.store;
     if !audit::visible(store, id, scope(&caller)).await? {

@@ -1,4 +1,4 @@
-use super::{body_error, session_id};
+use super::{body_error, SessionId};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -7,7 +7,7 @@ use crate::session::registry::Lookup;
 use crate::session::{inbound, SessionError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use tracing::Instrument;
 
@@ -15,10 +15,9 @@ use tracing::Instrument;
 pub async fn input(
     State(app): State<AppState>,
     Principal(principal): Principal,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let id = session_id(&id)?;
     let body = body.map_err(body_error)?;
     let (message, value) =
         inbound::parse(&body).map_err(|e| ApiError::bad_request(e.code, e.message))?;

@@ -1,5 +1,5 @@
 //! The listener of the main port: stream requests on a fresh connection are answered by
-//! [`super::sse_conn`], every other connection goes to hyper through `axum::serve`.
+//! [`super::sse_conn`], every other connection by hyper ([`super::hyper_conn`]).
 //!
 //! Why not hyper for everything: hyper keeps two 8 KiB buffers per HTTP/1 connection for its
 //! whole life (a read buffer and a header write buffer, `INIT_BUFFER_SIZE`, not configurable),
@@ -8,131 +8,117 @@
 //! `writev`. A stream is the simplest HTTP response there is — one GET, then one chunked body
 //! until the end — so it is written straight to the socket instead.
 //!
-//! Each accepted connection is sniffed in its own task: its first request head is read (at
-//! most [`MAX_HEAD`] bytes, for at most [`SNIFF_TIMEOUT`]) and parsed with `httparse`. A
-//! complete `GET /sessions/{id}/stream` with no body and nothing pipelined behind it is
-//! served by `sse_conn`; anything else — other routes, HTTP/2, bad or partial heads — is
-//! handed to hyper with the bytes already read put back in front ([`Prefixed`]), so hyper sees
-//! the connection exactly as the client sent it and answers errors the way it always did. A
-//! stream requested on a keep-alive connection that started with another request is served by
-//! hyper, with the same bytes on the wire.
+//! Each accepted connection takes a slot ([`super::limits::Slots`]; past the cap and its
+//! health reserve it is closed at once) and is sniffed in its own task: its first request head
+//! is read whole (at most [`MAX_HEAD`] bytes) within `--http-header-timeout` of the accept — a
+//! deadline, so a client trickling bytes cannot push it back; a connection without a complete
+//! head by then is closed — and parsed with `httparse`. A complete `GET /sessions/{id}/stream`
+//! with no body and nothing pipelined behind it is served by `sse_conn`; anything else — other
+//! routes, HTTP/2, bad heads — is handed to hyper with the bytes already read put back in front
+//! ([`Prefixed`]), so hyper sees the connection exactly as the client sent it and answers
+//! errors the way it always did. A stream requested on a keep-alive connection that started
+//! with another request is served by hyper, with the same bytes on the wire. A connection on a
+//! health-reserve slot is served only if its first request is `GET /healthz` or `/readyz`
+//! (and closed after it); any other is answered `503 too_many_connections`.
 
 use super::conn::StallTimeout;
-use super::sse_conn;
+use super::limits::Slots;
+use super::{hyper_conn, sse_conn};
 use crate::metrics::Metrics;
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Version};
 use axum::Router;
 use bytes::{Buf, Bytes, BytesMut};
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// The longest request head that is sniffed; longer ones go to hyper, which has its own limit.
 const MAX_HEAD: usize = 16 * 1024;
-/// How long a new connection may take to send its first request head (hyper's default
-/// header read timeout is the same).
-const SNIFF_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most headers sniffed; a request with more goes to hyper.
 const MAX_HEADERS: usize = 64;
 
 type Io = StallTimeout<TcpStream>;
-
-/// What `axum::serve` accepts from: the connections the sniffers did not keep.
-pub struct HttpListener {
-    handed: mpsc::Receiver<(Prefixed<Io>, SocketAddr)>,
-    local_addr: SocketAddr,
-}
 
 /// What the connection tasks need.
 #[derive(Clone)]
 pub struct Serving {
     pub router: Router,
     pub sse_write_timeout: Duration,
+    /// `--http-header-timeout`: the first request head is complete within this of the accept.
+    pub header_timeout: Duration,
+    /// `--http-idle-timeout`: hyper closes a connection without a request this long.
+    pub idle_timeout: Duration,
+    pub slots: Arc<Slots>,
     pub metrics: Arc<Metrics>,
-    /// Every sniffer and raw stream, so shutdown can wait for them.
+    /// Every connection's task, so shutdown can wait for them.
     pub tasks: TaskTracker,
-    /// Stops sniffing connections that have not sent a request yet.
+    /// Stops accepting, ends connections that have not sent a request yet, and lets hyper's
+    /// connections finish their response and close.
     pub stop: CancellationToken,
 }
 
-impl HttpListener {
-    /// Starts accepting on `inner`. Accepting stops when the returned listener is dropped.
-    pub fn spawn(inner: TcpListener, serving: Serving) -> io::Result<HttpListener> {
-        let local_addr = inner.local_addr()?;
-        let (tx, handed) = mpsc::channel(64);
-        tokio::spawn(accept_loop(inner, tx, serving));
-        Ok(HttpListener { handed, local_addr })
-    }
-}
-
-impl axum::serve::Listener for HttpListener {
-    type Io = Prefixed<Io>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.handed.recv().await {
-            Some(conn) => conn,
-            // The accept loop only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local_addr)
-    }
-}
-
-async fn accept_loop(
-    mut listener: TcpListener,
-    tx: mpsc::Sender<(Prefixed<Io>, SocketAddr)>,
-    serving: Serving,
-) {
+/// Accepts on `listener` until `serving.stop` fires; each connection runs in `serving.tasks`.
+pub async fn accept(mut listener: TcpListener, serving: Serving) {
     loop {
-        let (tcp, addr) = tokio::select! {
+        let (tcp, _addr) = tokio::select! {
             // The plain listener's accept retries transient errors (e.g. out of descriptors).
             accepted = axum::serve::Listener::accept(&mut listener) => accepted,
-            _ = tx.closed() => return,
+            _ = serving.stop.cancelled() => return,
+        };
+        let Some(slot) = serving.slots.take() else {
+            // Past the cap and the health reserve: closed before it costs anything more.
+            drop(tcp);
+            continue;
         };
         // SSE frames are small writes: with Nagle's algorithm a frame that follows one not yet
         // acknowledged waits for the ACK, up to the 40 ms delayed-ACK timer (BENCHMARKS.md).
         let _ = tcp.set_nodelay(true);
         let io = StallTimeout::new(tcp, serving.sse_write_timeout, serving.metrics.clone());
-        let (tx, serving2) = (tx.clone(), serving.clone());
+        let serving2 = serving.clone();
         serving.tasks.spawn(async move {
             // Boxed so that the sniffer's state is freed before a stream settles in.
-            let sniffed = Box::pin(sniff(io, &serving2.stop)).await;
+            let sniffed = Box::pin(sniff(io, &serving2.stop, serving2.header_timeout)).await;
             match sniffed {
-                Some(Sniffed::Stream(io, request)) => sse_conn::serve(io, *request, serving2).await,
-                Some(Sniffed::Other(io)) => {
-                    let _ = tx.send((io, addr)).await;
-                }
                 None => {}
+                Some(Sniffed::Other(io, Health::Yes)) if slot.reserved => {
+                    hyper_conn::serve(io, serving2, false).await
+                }
+                Some(Sniffed::Other(io, _)) if slot.reserved => refuse(io).await,
+                Some(Sniffed::Stream(io, _)) if slot.reserved => refuse(io).await,
+                Some(Sniffed::Stream(io, request)) => sse_conn::serve(io, *request, serving2).await,
+                Some(Sniffed::Other(io, _)) => hyper_conn::serve(io, serving2, true).await,
             }
+            drop(slot);
         });
     }
+}
+
+/// Whether a first request is a health check (served even on a reserved slot).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Health {
+    Yes,
+    No,
 }
 
 enum Sniffed {
     /// A stream request, its head consumed from the connection.
     Stream(Io, Box<Request<Body>>),
     /// Anything else, with what was read put back.
-    Other(Prefixed<Io>),
+    Other(Prefixed<Io>, Health),
 }
 
-/// Reads the first request head; `None` if the connection closed or shutdown began before a
-/// decision (nothing was requested, so nothing is owed).
-async fn sniff(mut io: Io, stop: &CancellationToken) -> Option<Sniffed> {
+/// Reads the first request head; `None` if the connection closed, shutdown began, or no
+/// complete head came within `timeout` (nothing was requested, so nothing is owed).
+async fn sniff(mut io: Io, stop: &CancellationToken, timeout: Duration) -> Option<Sniffed> {
     let mut buf = BytesMut::with_capacity(1024);
-    let decided = tokio::time::timeout(SNIFF_TIMEOUT, async {
+    let decided = tokio::time::timeout(timeout, async {
         loop {
             if let Some(decision) = classify(&buf) {
                 return Some(decision);
@@ -151,40 +137,71 @@ async fn sniff(mut io: Io, stop: &CancellationToken) -> Option<Sniffed> {
         Ok(Some(Classified::Stream(request, head_len))) if head_len == buf.len() => {
             Some(Sniffed::Stream(io, request))
         }
+        // Something pipelined behind a stream's head: hyper serves both, in order.
+        Ok(Some(Classified::Stream(..))) => {
+            Some(Sniffed::Other(Prefixed::new(buf.freeze(), io), Health::No))
+        }
+        Ok(Some(Classified::Other(health))) => {
+            Some(Sniffed::Other(Prefixed::new(buf.freeze(), io), health))
+        }
         Ok(None) => None,
-        // Not a stream, something pipelined behind its head, or a client too slow to say:
-        // hyper decides (and times it out) as it always did.
-        _ => Some(Sniffed::Other(Prefixed::new(buf.freeze(), io))),
+        Err(_) => {
+            tracing::debug!(
+                bytes = buf.len(),
+                "no request head within the header timeout"
+            );
+            None
+        }
+    }
+}
+
+/// The answer on a reserved slot to anything but a health check; then the connection closes.
+async fn refuse<W: AsyncWrite + Unpin>(mut io: W) {
+    let body = serde_json::json!({
+        "code": "too_many_connections",
+        "message": "this host has too many open connections; retry",
+    })
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // A client that takes none of it is cut off by the write timeout under `io`.
+    if io.write_all(response.as_bytes()).await.is_ok() {
+        let _ = io.shutdown().await;
     }
 }
 
 enum Classified {
     Stream(Box<Request<Body>>, usize),
-    Other,
+    Other(Health),
 }
 
-/// Decides from the bytes read so far, or `None` to read more.
+/// Decides from the bytes read so far, or `None` to read more. Every head is read whole (not
+/// decided from its request line), so the header timeout bounds it, whatever it asks for.
 fn classify(buf: &[u8]) -> Option<Classified> {
     if buf.is_empty() {
         return None;
     }
     if buf.len() >= MAX_HEAD {
-        return Some(Classified::Other);
+        return Some(Classified::Other(Health::No));
     }
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let head_len = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            // Decide early once the request line is known not to be a stream.
-            let known = req.method.is_some() && req.path.is_some();
-            let stream = req.method == Some("GET") && req.path.is_some_and(is_stream_path);
-            return (known && !stream).then_some(Classified::Other);
-        }
-        Err(_) => return Some(Classified::Other),
+        Ok(httparse::Status::Partial) => return None,
+        Err(_) => return Some(Classified::Other(Health::No)),
     };
-    Some(build(&req).map_or(Classified::Other, |r| {
-        Classified::Stream(Box::new(r), head_len)
+    if let Some(request) = build(&req) {
+        return Some(Classified::Stream(Box::new(request), head_len));
+    }
+    let health = req.method == Some("GET") && req.path.is_some_and(is_health_path);
+    Some(Classified::Other(if health {
+        Health::Yes
+    } else {
+        Health::No
     }))
 }
 
@@ -215,6 +232,12 @@ fn build(req: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
         headers.append(name, HeaderValue::from_bytes(h.value).ok()?);
     }
     Some(request)
+}
+
+/// `/healthz` or `/readyz`, with or without a query string.
+fn is_health_path(target: &str) -> bool {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    path == "/healthz" || path == "/readyz"
 }
 
 /// `/sessions/{id}/stream`, with or without a query string.

@@ -5,7 +5,9 @@ mod audit;
 pub mod conn;
 mod health;
 mod history;
+mod hyper_conn;
 mod input;
+pub mod limits;
 pub mod listener;
 mod metrics;
 mod sessions;
@@ -14,10 +16,10 @@ mod stream;
 mod trace;
 
 use crate::app::AppState;
-use crate::error::ApiError;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use crate::error::{echo, ApiError};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path};
+use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use uuid::Uuid;
@@ -38,10 +40,16 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::scrape))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        // After every route: it applies to the routes registered before it. axum adds `Allow`.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            declared_length,
         ))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
@@ -56,6 +64,8 @@ pub fn router(state: AppState) -> Router {
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics::scrape_open))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -78,9 +88,58 @@ async fn deadline(
     }
 }
 
-/// A session id from the path. Anything that is not a UUID cannot name a session: `404`.
-fn session_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::not_found())
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on this route", echo(method.as_str())),
+    )
+}
+
+/// A body declared (`Content-Length`) over `--max-body-bytes` is refused at once from the
+/// header, before any of it is read (a client need not send it, and nobody waits for it),
+/// and the answer closes the connection, so none of the body is ever read as a request.
+async fn declared_length(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let limit = u64::try_from(app.config.max_body_bytes).unwrap_or(u64::MAX);
+    if declared.is_some_and(|n| n > limit) {
+        let mut response = body_too_large().into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    next.run(request).await
+}
+
+/// A session id from the path. A path that does not decode (`%FF`) is `400 invalid_path`;
+/// anything that is not a UUID cannot name a session: `404`.
+pub struct SessionId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(path_error)?;
+        Uuid::parse_str(&raw)
+            .map(SessionId)
+            .map_err(|_| ApiError::not_found())
+    }
+}
+
+fn path_error(rejection: PathRejection) -> ApiError {
+    ApiError::bad_request("invalid_path", rejection.body_text())
 }
 
 /// The query string as `name=value` pairs, for `audit::params`.
@@ -98,12 +157,16 @@ fn query_pairs(
 /// Maps body read failures: over the limit is `413`, anything else `400`.
 fn body_error(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "request body is over the size limit",
-        )
+        body_too_large()
     } else {
         ApiError::bad_request("bad_body", rejection.body_text())
     }
+}
+
+fn body_too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        "request body is over the size limit",
+    )
 }

@@ -1,11 +1,11 @@
-use super::{body_error, session_id};
+use super::{body_error, SessionId};
 use crate::agent::SessionConfig;
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{echo, ApiError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
@@ -50,17 +50,20 @@ fn parse_config(body: &[u8]) -> Result<SessionConfig, ApiError> {
             "U+0000 (NUL) is not allowed in a session config",
         ));
     }
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::bad_request("invalid_input", format!("invalid session config: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_input",
+            format!("invalid session config: {}", echo(&e.to_string())),
+        )
+    })
 }
 
 /// `DELETE /sessions/{id}`: `done` is committed when this answers.
 pub async fn delete(
     State(app): State<AppState>,
     Principal(principal): Principal,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
 ) -> Result<StatusCode, ApiError> {
-    let id = session_id(&id)?;
     app.registry.close(id, &principal).await?;
     Ok(StatusCode::NO_CONTENT)
 }

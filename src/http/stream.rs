@@ -1,12 +1,12 @@
-use super::session_id;
 use super::sse_conn::Handoff;
+use super::SessionId;
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::error::{echo, ApiError};
 use crate::session::registry::Lookup;
 use crate::session::subscription::Subscription;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use axum::Extension;
@@ -16,11 +16,10 @@ use std::convert::Infallible;
 pub async fn stream(
     State(app): State<AppState>,
     Principal(principal): Principal,
-    Path(id): Path<String>,
+    SessionId(id): SessionId,
     handoff: Option<Extension<Handoff>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = session_id(&id)?;
     let after = last_event_id(&headers)?;
     tracing::Span::current().record("event_seq", after);
     let (log, closed_last) = match app.registry.lookup(id, &principal).await? {
@@ -50,6 +49,9 @@ pub async fn stream(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // A stream is the last response its connection carries (`sse_conn` says so itself): hyper
+    // closes after it and runs nothing pipelined behind it.
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     Ok(response)
 }
 
@@ -65,7 +67,10 @@ fn last_event_id(headers: &HeaderMap) -> Result<u64, ApiError> {
     text.parse::<u64>().map_err(|_| {
         ApiError::bad_request(
             "invalid_last_event_id",
-            format!("Last-Event-ID must be a non-negative integer, got {text:?}"),
+            format!(
+                "Last-Event-ID must be a non-negative integer, got {:?}",
+                echo(text)
+            ),
         )
     })
 }

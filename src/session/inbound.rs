@@ -4,6 +4,7 @@
 //! (`invalid_json`, `unknown_type`, `invalid_input`) and message, rather than serde's one error.
 
 use crate::agent::{Control, Decision};
+use crate::echo::echo;
 use crate::store::text;
 use serde::Deserialize;
 use serde_json::Value;
@@ -134,7 +135,8 @@ fn parse_value(value: &Value) -> Result<Inbound, InboundError> {
                 },
                 other => {
                     return Err(invalid(format!(
-                        "`behavior` must be \"allow\" or \"deny\", got {other:?}"
+                        "`behavior` must be \"allow\" or \"deny\", got {other:?}",
+                        other = echo(other)
                     )))
                 }
             };
@@ -159,7 +161,8 @@ fn parse_value(value: &Value) -> Result<Inbound, InboundError> {
                     code: "invalid_permission_mode",
                     message: format!(
                         "unknown permission mode {mode:?}; expected one of {}",
-                        PERMISSION_MODES.join(", ")
+                        PERMISSION_MODES.join(", "),
+                        mode = echo(&mode)
                     ),
                 });
             }
@@ -178,13 +181,13 @@ fn parse_value(value: &Value) -> Result<Inbound, InboundError> {
         }
         other => Err(InboundError {
             code: "unknown_type",
-            message: format!("unknown message type {other:?}"),
+            message: format!("unknown message type {other:?}", other = echo(other)),
         }),
     }
 }
 
 fn typed<T: serde::de::DeserializeOwned>(what: &str, value: &Value) -> Result<T, InboundError> {
-    T::deserialize(value).map_err(|e| invalid(format!("invalid {what}: {e}")))
+    T::deserialize(value).map_err(|e| invalid(format!("invalid {what}: {}", echo(&e.to_string()))))
 }
 
 /// A non-empty id that fits the indexed columns it is recorded in (`store::text`).

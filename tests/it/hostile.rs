@@ -489,7 +489,10 @@ async fn memory_returns_near_its_baseline_after_large_inputs() {
     for _ in 0..8 {
         sent.extend(futures::future::join_all((0..4).map(|_| api.input_raw(&id, &big))).await);
     }
-    let statuses: Vec<_> = sent.iter().map(|(s, _, b)| (s.as_u16(), b.clone())).collect();
+    let statuses: Vec<_> = sent
+        .iter()
+        .map(|(s, _, b)| (s.as_u16(), b.clone()))
+        .collect();
     assert!(statuses.iter().all(|(s, _)| *s == 204), "{statuses:?}");
     for _ in 0..32 {
         stream.until("result").await;

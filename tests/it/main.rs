@@ -7,6 +7,7 @@ mod audit_cli;
 mod bad_input;
 mod bench;
 mod claude;
+mod connections;
 mod durability;
 mod failover;
 mod fencing;

@@ -95,7 +95,7 @@ async fn a_fresh_connection_and_a_keep_alive_one_get_the_same_stream() {
     assert_eq!(header(&head, "x-accel-buffering"), Some("no"));
     assert_eq!(header(&head, "transfer-encoding"), Some("chunked"));
     assert!(header(&head, "date").is_some());
-    // Only sse_conn says so (a stream is the last thing its connection carries).
+    // A stream is the last thing its connection carries, and its head says so.
     assert_eq!(header(&head, "connection"), Some("close"));
     let fresh = dechunk(&body);
 
@@ -112,12 +112,59 @@ async fn a_fresh_connection_and_a_keep_alive_one_get_the_same_stream() {
     assert!(second > 0, "one response only");
     let (head, body) = split(&all[second..]);
     assert_eq!(header(&head, "content-type"), Some("text/event-stream"));
+    assert_eq!(header(&head, "connection"), Some("close"));
     let kept = dechunk(&body);
 
     let text = String::from_utf8(fresh.clone()).unwrap();
     assert!(text.starts_with("id: 1\nevent: session_ready\n"), "{text}");
     assert!(text.contains("event: done\n"), "{text}");
     assert_eq!(fresh, kept, "the two paths sent different bytes");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_served_by_hyper_ends_its_connection_and_nothing_pipelined_runs() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let id = finished_session(&server).await;
+    let other = server.api.create("plain_qa").await;
+    let sessions = || async {
+        let n: i64 = db
+            .client()
+            .await
+            .query_one(
+                "SELECT count(*) FROM sessions WHERE status <> 'closed'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        n
+    };
+    let before = sessions().await;
+    // healthz first, so the sniffer hands the connection to hyper; then the stream (no
+    // `connection: close` from the client), then a create and a delete behind it.
+    let pipelined = format!(
+        "{}{}POST /sessions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\n\
+         content-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}\
+         DELETE /sessions/{other} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {TOKEN}\r\n\r\n",
+        get("/healthz", "1.1", ""),
+        get(&format!("/sessions/{id}/stream"), "1.1", ""),
+    );
+    let mut sock = TcpStream::connect(addr(&server)).await.unwrap();
+    sock.write_all(pipelined.as_bytes()).await.unwrap();
+    let all = read_to_close(&mut sock).await;
+    let text = String::from_utf8_lossy(&all);
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 2, "{text}");
+    let second = all.windows(12).rposition(|w| w == b"HTTP/1.1 200").unwrap();
+    let (head, body) = split(&all[second..]);
+    assert_eq!(header(&head, "content-type"), Some("text/event-stream"));
+    assert_eq!(header(&head, "connection"), Some("close"));
+    assert!(String::from_utf8(dechunk(&body))
+        .unwrap()
+        .contains("event: done\n"));
+    // Neither pipelined request ran: no session was created, none was closed.
+    assert_eq!(sessions().await, before);
     server.stop().await;
 }
 

@@ -1,4 +1,4 @@
-use super::{classify, Classified, Prefixed, MAX_HEAD};
+use super::{classify, Classified, Health, Prefixed, MAX_HEAD};
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
@@ -13,7 +13,7 @@ fn is_stream(buf: &[u8]) -> bool {
 }
 
 fn is_other(buf: &[u8]) -> bool {
-    matches!(classify(buf), Some(Classified::Other))
+    matches!(classify(buf), Some(Classified::Other(_)))
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn a_partial_stream_head_waits_for_more() {
 }
 
 #[test]
-fn other_routes_and_methods_go_to_hyper_as_soon_as_the_request_line_says_so() {
+fn other_routes_and_methods_go_to_hyper_once_their_head_is_complete() {
     for line in [
         "POST /sessions HTTP/1.1\r\n".to_string(),
         format!("POST /sessions/{ID}/input HTTP/1.1\r\n"),
@@ -58,8 +58,24 @@ fn other_routes_and_methods_go_to_hyper_as_soon_as_the_request_line_says_so() {
         "GET /sessions//stream HTTP/1.1\r\n".to_string(),
         "GET /healthz HTTP/1.1\r\n".to_string(),
     ] {
-        assert!(is_other(line.as_bytes()), "{line:?}");
+        // The head is read whole whatever it asks for: the header timeout covers all of it.
+        assert!(classify(line.as_bytes()).is_none(), "{line:?}");
+        let head = format!("{line}host: x\r\n\r\n");
+        assert!(is_other(head.as_bytes()), "{line:?}");
     }
+}
+
+#[test]
+fn health_checks_are_recognised() {
+    let health = |head: &str| match classify(head.as_bytes()) {
+        Some(Classified::Other(h)) => h,
+        _ => panic!("{head:?} not decided"),
+    };
+    assert_eq!(health("GET /healthz HTTP/1.1\r\n\r\n"), Health::Yes);
+    assert_eq!(health("GET /readyz?x=1 HTTP/1.0\r\n\r\n"), Health::Yes);
+    assert_eq!(health("POST /healthz HTTP/1.1\r\n\r\n"), Health::No);
+    assert_eq!(health("GET /healthz/x HTTP/1.1\r\n\r\n"), Health::No);
+    assert_eq!(health("GET /sessions HTTP/1.1\r\n\r\n"), Health::No);
 }
 
 #[test]
