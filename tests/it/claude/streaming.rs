@@ -293,8 +293,7 @@ async fn binary_tool_output_through_the_cli_is_stored_and_delivered_exactly() {
     assert_eq!(find("tool_result").data["output"], output);
     let complete = events
         .iter()
-        .filter(|e| e.event == "message_complete")
-        .next_back()
+        .rfind(|e| e.event == "message_complete")
         .unwrap();
     assert_eq!(complete.data["message"]["content"][0]["text"], text);
     assert!(!complete.raw.contains('\0') && complete.raw.contains(r"\u0000"));
