@@ -313,13 +313,14 @@ async fn content_postgres_cannot_hold_is_a_4xx_with_a_code() {
         (status.as_u16(), body["code"].as_str()),
         (400, Some("invalid_input"))
     );
+    // A reply to an id longer than the index holds is recorded (no pending request: 409).
     let long_id = "x".repeat(3001);
     let reply =
         json!({"type": "permission_response", "correlation_id": long_id, "behavior": "allow"});
     let (status, _, body) = api.input_raw(&id, &reply.to_string()).await;
     assert_eq!(
         (status.as_u16(), body["code"].as_str()),
-        (400, Some("invalid_input"))
+        (409, Some("no_pending_decision"))
     );
 
     let (status, _, body) = api.create_raw(r#"{"model":"opus\u0000"}"#).await;
@@ -511,5 +512,63 @@ async fn memory_returns_near_its_baseline_after_large_inputs() {
         "RSS stayed {:.1} MiB above its baseline",
         mib(after - before)
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn huge_ids_and_deep_nesting_from_an_agent_are_stored_and_delivered() {
+    // A tool name and id far over btree's entry limit, and input nested 100 deep: the audit
+    // columns keep a 256-character prefix, the event keeps everything.
+    let name = "T".repeat(5000);
+    let tool_id = format!("tu_{}", "9".repeat(5000));
+    let mut input = json!("leaf");
+    for _ in 0..100 {
+        input = json!({"n": input});
+    }
+    let scenario = [
+        json!({"kind": "expect_user_query"}),
+        json!({"kind": "outbound", "message": {"type": "AssistantMessage", "id": "m_1",
+            "content": [{"type": "tool_use", "id": tool_id, "name": name, "input": input}],
+            "model": "m"}}),
+        json!({"kind": "callback_expect", "tool_name": name, "tool_input": input,
+            "context": {"tool_use_id": tool_id}, "respond": {"behavior": "allow"}}),
+        json!({"kind": "outbound", "message": {"type": "UserMessage", "content": [
+            {"type": "tool_result", "tool_use_id": tool_id, "content": "ok", "is_error": false}]}}),
+        json!({"kind": "outbound", "message": {"type": "ResultMessage", "subtype": "success"}}),
+    ]
+    .iter()
+    .map(Value::to_string)
+    .collect::<Vec<_>>()
+    .join("\n");
+    let db = TestDb::new().await;
+    let fixtures = fixtures_with(&[("huge", scenario)]);
+    let mut config = TestServer::config(&db);
+    config.fixtures = fixtures.path().to_owned();
+    let server = TestServer::start_with(config).await;
+    let api = &server.api;
+    let id = api.create("huge").await;
+    let events = run_turn(api, &id, "go").await;
+    assert_table_equals(&db, &id, &events).await;
+    let tool_use = events.iter().find(|e| e.event == "tool_use").unwrap();
+    assert_eq!(tool_use.data["tool_name"], name.as_str());
+    assert_eq!(tool_use.data["input"], input);
+    // The permission was answered with the whole 5004-character id (`run_turn`).
+    assert!(events.iter().any(|e| e.event == "permission_resolved"));
+    let stored: Vec<(Option<String>, Option<String>)> = db
+        .client()
+        .await
+        .query(
+            "SELECT tool_name, correlation_id FROM events WHERE session_id = $1 \
+             AND event = 'tool_use'",
+            &[&id.parse::<uuid::Uuid>().unwrap()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].0.as_deref().map(str::len), Some(256));
+    assert_eq!(stored[0].1.as_deref().map(str::len), Some(256));
     server.stop().await;
 }
