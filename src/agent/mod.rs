@@ -60,6 +60,9 @@ pub struct StartSpec {
     pub config: SessionConfig,
     /// The token the runtime last reported through [`AgentEvent::ResumeToken`], if any.
     pub resume_token: Option<String>,
+    /// The conversation's stored transcript files (`(file, entries)`), loaded when resuming
+    /// with a runtime that [`mirrors`](AgentRuntime::mirrors) its transcript.
+    pub transcript: Vec<(String, Vec<String>)>,
 }
 
 /// Messages from the session task to the runtime.
@@ -107,6 +110,14 @@ pub enum AgentEvent {
     ResumeToken(String),
     /// A runtime failure worth telling the client about (`error {code, message}`).
     Error { code: String, message: String },
+    /// Entries the agent wrote to one file of its transcript (`file` relative to the project
+    /// directory, already checked), each its `uuid` (if a plain one) and one line of JSON: the
+    /// session stores them with its events, fenced, before anything the agent says after them
+    /// (invariant 7).
+    Transcript {
+        file: String,
+        entries: Vec<(Option<String>, String)>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,6 +205,12 @@ pub trait AgentRuntime: Send + Sync + 'static {
     /// bad `POST /sessions` is a `400` rather than a session that fails later. Async so that a
     /// runtime can do file I/O off the async workers (the replay runtime parses its script).
     fn validate<'a>(&'a self, config: &'a SessionConfig) -> BoxFuture<'a, Result<(), AgentError>>;
+
+    /// Whether the runtime mirrors its conversation ([`AgentEvent::Transcript`]) and needs it
+    /// back in [`StartSpec::transcript`] to resume.
+    fn mirrors(&self) -> bool {
+        false
+    }
 
     /// Starts (or, with `spec.resume_token`, resumes) the agent of one session.
     fn start(&self, spec: StartSpec) -> BoxFuture<'_, Result<AgentHandle, AgentError>>;

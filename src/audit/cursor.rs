@@ -15,6 +15,7 @@ pub enum Cursor {
     Inputs(TimeKey),
     Sessions(SessionKey),
     SessionEvents(i64),
+    Transcript(i64),
 }
 
 pub fn encode(cursor: &Cursor) -> String {
@@ -23,6 +24,7 @@ pub fn encode(cursor: &Cursor) -> String {
         Cursor::Inputs(k) => format!("i.{}.{}.{}", micros(k.at), k.session_id, k.n),
         Cursor::Sessions(k) => format!("s.{}.{}", micros(k.created_at), k.id),
         Cursor::SessionEvents(seq) => format!("q.{seq}"),
+        Cursor::Transcript(seq) => format!("t.{seq}"),
     };
     URL_SAFE_NO_PAD.encode(text)
 }
@@ -60,6 +62,7 @@ fn parse(raw: &str) -> Option<Cursor> {
             id: Uuid::parse_str(id).ok()?,
         })),
         ["q", seq] => Some(Cursor::SessionEvents(seq.parse().ok().filter(|s| *s >= 0)?)),
+        ["t", seq] => Some(Cursor::Transcript(seq.parse().ok().filter(|s| *s >= 0)?)),
         _ => None,
     }
 }

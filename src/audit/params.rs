@@ -348,6 +348,20 @@ pub fn sessions(
     })
 }
 
+/// `GET /sessions/{id}/transcript`: `cursor`, `limit`, and `file` (the NDJSON form's file).
+/// Returns (after, limit, file).
+pub fn transcript(pairs: &[(String, String)]) -> Result<(i64, i64, Option<String>), ParamError> {
+    let p = Pairs::new(pairs, &["cursor", "limit", "file"])?;
+    let after = match p.get("cursor") {
+        None => 0,
+        Some(c) => match cursor::decode(c)? {
+            Cursor::Transcript(seq) => seq,
+            _ => return Err(cursor::wrong_kind()),
+        },
+    };
+    Ok((after, p.limit()?, p.string("file")?))
+}
+
 /// `GET /sessions/{id}/events`: `after` (a seq, like `Last-Event-ID`) or `cursor`, `event`,
 /// `limit`. Returns (after, event, limit).
 pub fn session_events(

@@ -126,6 +126,7 @@ pub async fn measure(store: &Store, sessions: u64, events: u64) -> Result<f64, S
                     session_id: id,
                     epoch: 1,
                     frames,
+                    transcript: Vec::new(),
                     sink: sink.clone(),
                     ack: last.then_some(ack),
                     span: tracing::Span::none(),

@@ -1,4 +1,5 @@
-//! Session history for UIs: `GET /sessions`, `GET /sessions/{id}`, `GET /sessions/{id}/events`.
+//! Session history for UIs: `GET /sessions`, `GET /sessions/{id}`, `GET /sessions/{id}/events`,
+//! `GET /sessions/{id}/transcript`.
 //!
 //! A principal sees its own sessions only; someone else's session is `404` exactly like a
 //! missing one, so not even its existence leaks. Admins see every session (read-only: live
@@ -10,9 +11,11 @@ use crate::audit::cursor::{self, Cursor};
 use crate::audit::params;
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::store::audit;
+use crate::store::{audit, transcripts};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use std::time::SystemTime;
@@ -74,6 +77,51 @@ pub async fn events(
     let rows = audit::session_events(store, id, after, event, limit).await?;
     let next = next_cursor(&rows, limit, |r| Cursor::SessionEvents(r.id));
     Ok(Json(json!({"events": rows, "next_cursor": next})))
+}
+
+/// `GET /sessions/{id}/transcript?cursor=&limit=`: what the model was given (the Claude CLI's
+/// mirrored transcript, `store::transcripts`) in keyset pages of `{seq, file, uuid, entry}`;
+/// with `Accept: application/x-ndjson`, one file whole (`?file=`, default the main
+/// transcript), exactly the lines the CLI wrote.
+pub async fn transcript(
+    State(app): State<AppState>,
+    caller: Caller,
+    SessionId(id): SessionId,
+    headers: HeaderMap,
+    query: Pairs,
+) -> Result<Response, ApiError> {
+    let (after, limit, file) = params::transcript(&query_pairs(query)?)?;
+    let store = &app.registry.deps.store;
+    if !audit::visible(store, id, scope(&caller)).await? {
+        return Err(ApiError::not_found());
+    }
+    let ndjson = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/x-ndjson"));
+    if ndjson {
+        let files = transcripts::load(store, id).await?;
+        let chosen = match &file {
+            Some(name) => files.into_iter().find(|(f, _)| f == name),
+            None => files.into_iter().find(|(f, _)| !f.contains('/')),
+        };
+        let mut body = String::new();
+        for line in chosen.map(|(_, entries)| entries).unwrap_or_default() {
+            body.push_str(&line);
+            body.push('\n');
+        }
+        return Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response());
+    }
+    let rows = transcripts::page(store, id, after as u64, limit).await?;
+    let next = next_cursor(&rows, limit, |r| Cursor::Transcript(r.seq as i64));
+    let entries: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let entry: Value = serde_json::from_str(&r.json).unwrap_or(Value::Null);
+            json!({"seq": r.seq, "file": &*r.file, "uuid": r.uuid, "entry": entry})
+        })
+        .collect();
+    Ok(Json(json!({"entries": entries, "next_cursor": next})).into_response())
 }
 
 /// The cursor after the last row of a full page; `None` when the page shows the end.

@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(sessions::delete).get(history::show),
         )
         .route("/sessions/{id}/events", get(history::events))
+        .route("/sessions/{id}/transcript", get(history::transcript))
         .route("/audit/events", get(audit::events))
         .route("/audit/inputs", get(audit::inputs))
         .route("/sessions/{id}/stream", get(stream::stream))

@@ -21,6 +21,7 @@ use crate::frame::{names, Encoder};
 use crate::metrics::EvictReason;
 use crate::store::inputs::{self, TurnState};
 use crate::store::sessions::{self, Claimed};
+use crate::store::transcripts;
 use crate::store::writer::{Append, CommitSink};
 use crate::store::StoreError;
 use std::future::Future;
@@ -48,6 +49,8 @@ struct Actor {
     deps: Arc<Deps>,
     log: Arc<EventLog>,
     next_seq: u64,
+    /// Seq of the next mirrored transcript entry (`store::transcripts`).
+    next_transcript_seq: u64,
     /// Packs this session's frames into shared blocks (`frame` module docs).
     encoder: Encoder,
     config: SessionConfig,
@@ -115,6 +118,7 @@ pub(crate) fn spawn(deps: Arc<Deps>, id: Uuid, principal: &str, claimed: Claimed
         deps: deps.clone(),
         log: log.clone(),
         next_seq: claimed.last_seq + 1,
+        next_transcript_seq: claimed.transcript_seq + 1,
         encoder: Encoder::default(),
         config: claimed.config,
         resume_token: claimed.resume_token,
@@ -243,10 +247,24 @@ impl Actor {
         self.turn = Some(turn.input_id);
         self.set_turn_state(turn.input_id, TurnState::Running).await;
         if self.agent.is_none() {
+            let transcript = match self.load_transcript().await {
+                Ok(transcript) => transcript,
+                Err(e) => {
+                    tracing::warn!(session_id = %self.id, error = %e, "transcript not loaded");
+                    self.fail_turn(
+                        "database_unavailable",
+                        "the conversation could not be loaded; send the message again",
+                        TurnState::Done,
+                    )
+                    .await;
+                    return;
+                }
+            };
             let spec = StartSpec {
                 session_id: self.id,
                 config: self.config.clone(),
                 resume_token: self.resume_token.clone(),
+                transcript,
             };
             let resumed = spec.resume_token.is_some();
             match self.deps.runtime.start(spec).await {
@@ -269,6 +287,17 @@ impl Actor {
             })
         });
         if !matches!(sent, Some(Ok(()))) {
+            // The agent ended before it could take the message (it failed to start): what it
+            // said before ending explains why, so it goes first.
+            let mut said = Vec::new();
+            if let Some(agent) = self.agent.as_mut() {
+                while let Ok(event) = agent.events.try_recv() {
+                    said.push(event);
+                }
+            }
+            for event in said {
+                self.on_agent_event(event).await;
+            }
             self.on_agent_exit().await;
         }
     }
@@ -307,6 +336,7 @@ impl Actor {
                         .await;
                 }
             }
+            AgentEvent::Transcript { file, entries } => self.append_transcript(file, entries).await,
             AgentEvent::ResumeToken(token) => {
                 let (store, id, epoch) = (&self.deps.store, self.id, self.epoch);
                 self.persist(|| sessions::save_resume_token(store, id, epoch, &token))
@@ -434,6 +464,9 @@ impl Actor {
                     // Only a committed close: a session that stays open keeps its files.
                     if closed {
                         deps.runtime.closed(id, &self.config);
+                        // Nothing appends to a closed session any more (its owner is gone).
+                        self.persist(|| async { transcripts::delete(store, id).await.map(drop) })
+                            .await;
                     }
                 }
                 let _ = ack.send(());
@@ -447,6 +480,46 @@ impl Actor {
                 self.log.set_gone();
             }
             Exit::Fenced => self.log.set_gone(),
+        }
+    }
+
+    /// The stored transcript a resuming agent needs (none for a new conversation, or for a
+    /// runtime that does not mirror).
+    async fn load_transcript(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        if self.resume_token.is_none() || !self.deps.runtime.mirrors() {
+            return Ok(Vec::new());
+        }
+        transcripts::load(&self.deps.store, self.id).await
+    }
+
+    /// Queues mirrored transcript entries for commit, in order with the events around them:
+    /// the `result` the agent sends after them commits in the same batch or a later one.
+    async fn append_transcript(&mut self, file: String, entries: Vec<(Option<String>, String)>) {
+        let file: Arc<str> = Arc::from(file);
+        let transcript = entries
+            .into_iter()
+            .map(|(uuid, json)| {
+                let seq = self.next_transcript_seq;
+                self.next_transcript_seq += 1;
+                transcripts::Entry {
+                    seq,
+                    file: file.clone(),
+                    uuid,
+                    json,
+                }
+            })
+            .collect();
+        let append = Append {
+            session_id: self.id,
+            epoch: self.epoch,
+            frames: Vec::new(),
+            transcript,
+            sink: self.log.clone() as Arc<dyn CommitSink>,
+            ack: None,
+            span: tracing::Span::current(),
+        };
+        if self.deps.writer.append(append).await.is_err() {
+            self.log.set_gone();
         }
     }
 
@@ -467,6 +540,7 @@ impl Actor {
             session_id: self.id,
             epoch: self.epoch,
             frames,
+            transcript: Vec::new(),
             sink: self.log.clone() as Arc<dyn CommitSink>,
             ack: None,
             span: tracing::Span::current(),
@@ -483,6 +557,7 @@ impl Actor {
             session_id: self.id,
             epoch: self.epoch,
             frames: Vec::new(),
+            transcript: Vec::new(),
             sink: self.log.clone() as Arc<dyn CommitSink>,
             ack: Some(ack),
             span: tracing::Span::current(),

@@ -198,7 +198,10 @@ pub fn message(event: &AgentEvent) -> Vec<WireEvent> {
             &serde_json::json!({"server_name": server_name, "status": status}),
         )],
         AgentEvent::Error { code, message } => vec![error(code, message)],
-        AgentEvent::Result(_) | AgentEvent::Ask(_) | AgentEvent::ResumeToken(_) => Vec::new(),
+        AgentEvent::Result(_)
+        | AgentEvent::Ask(_)
+        | AgentEvent::ResumeToken(_)
+        | AgentEvent::Transcript { .. } => Vec::new(),
     }
 }
 

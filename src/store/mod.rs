@@ -9,6 +9,7 @@
 //!   [`query`].
 //! - [`retention`]: background removal of old events, in batches.
 //! - [`pressure`]: when the writer counts as overloaded (CoDel's rule on queueing delay).
+//! - [`transcripts`]: the Claude CLI's mirrored transcripts, read back for `--resume`.
 //! - [`text`]: what `text`/`jsonb` columns and btree entries cannot hold, checked at the door.
 //!
 //! One driver, tokio-postgres, behind a deadpool pool. Every SQLSTATE is interpreted in one
@@ -23,6 +24,7 @@ pub mod query;
 pub mod retention;
 pub mod sessions;
 pub mod text;
+pub mod transcripts;
 pub mod writer;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};

@@ -21,6 +21,8 @@ pub struct Claimed {
     /// What the session's turns have cost so far, in USD.
     pub total_cost_usd: f64,
     pub last_seq: u64,
+    /// The highest mirrored transcript entry seq (`transcripts`).
+    pub transcript_seq: u64,
     /// The newest events, oldest first, for the ring.
     pub tail: Vec<Frame>,
     /// User messages accepted but not finished when the previous holder let go, oldest first.
@@ -131,6 +133,7 @@ pub async fn claim(
     let stored_last: i64 = row.get("last_seq");
     let last_seq = (stored_last as u64).max(events::max_seq(&tx, id).await?);
     let tail = events::tail(&tx, id, last_seq, ring_size).await?;
+    let transcript_seq = super::transcripts::max_seq(&tx, id).await?;
     let open_turns = tx
         .query(
             "SELECT id, body -> 'content', turn_state = 'running' FROM inputs \
@@ -156,6 +159,7 @@ pub async fn claim(
         resume_token: row.get("resume_token"),
         total_cost_usd: row.get("total_cost_usd"),
         last_seq,
+        transcript_seq,
         tail,
         open_turns,
     })))

@@ -36,6 +36,7 @@
 //! batch (commit time, size, fenced appends), never per event.
 
 use super::pressure::Pressure;
+use super::transcripts::Entry as TranscriptEntry;
 use super::{Store, StoreError};
 use crate::frame::{names, Frame};
 use crate::metrics::Metrics;
@@ -74,6 +75,9 @@ pub struct Append {
     pub session_id: Uuid,
     pub epoch: i64,
     pub frames: Vec<Frame>,
+    /// Transcript entries the agent mirrored, committed in the same statement as the events
+    /// and fenced alike (`transcripts`, invariant 7).
+    pub transcript: Vec<TranscriptEntry>,
     pub sink: Arc<dyn CommitSink>,
     /// Completed after the commit (and after `sink` saw the frames).
     pub ack: Option<oneshot::Sender<Result<(), StoreError>>>,
@@ -338,6 +342,7 @@ impl BatchWriter {
                 session_id,
                 epoch,
                 frames: vec![Frame::encode(first, names::ERROR, &data.to_string())],
+                transcript: Vec::new(),
                 sink: sink.clone(),
                 ack: None,
                 span,
@@ -480,11 +485,24 @@ pub enum Attempt {
 
 const APPEND: &str = include_str!("sql/append.sql");
 
-/// `APPEND` for retries. Only retries pay for `ON CONFLICT`: its speculative insertion costs
-/// another primary-key probe per row, a third of Postgres' time per event (BENCHMARKS.md).
-static APPEND_RETRY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    APPEND.replace("/*RETRY*/", "ON CONFLICT (session_id, seq) DO NOTHING")
+/// The statement for a batch: `APPEND`, with `ON CONFLICT` for retries (only retries pay for
+/// its speculative insertion: another primary-key probe per row, a third of Postgres' time per
+/// event; BENCHMARKS.md), and with the transcript insert only when the batch carries entries.
+static STATEMENTS: std::sync::LazyLock<[String; 4]> = std::sync::LazyLock::new(|| {
+    let retry = APPEND.replace("/*RETRY*/", "ON CONFLICT (session_id, seq) DO NOTHING");
+    let mirrored =
+        |sql: &str| sql.replace("/*TRANSCRIPT*/", include_str!("sql/append_transcript.sql"));
+    [
+        APPEND.to_owned(),
+        retry.clone(),
+        mirrored(APPEND),
+        mirrored(&retry),
+    ]
 });
+
+fn statement(attempt: Attempt, transcript: bool) -> &'static str {
+    &STATEMENTS[usize::from(attempt == Attempt::Retry) + 2 * usize::from(transcript)]
+}
 
 /// Commits one batch with the fencing check; returns the sessions whose events were stored
 /// (the others were fenced). Public for the tests of the retry statement.
@@ -513,16 +531,41 @@ pub async fn commit(
             datas.push(f.data());
         }
     }
-    let sql = match attempt {
-        Attempt::First => APPEND,
-        Attempt::Retry => APPEND_RETRY.as_str(),
-    };
-    let stmt = client.prepare_cached(sql).await?;
-    let rows = client
-        .query(
-            &stmt,
-            &[&ids, &seqs, &names, &datas, &owners, &epochs, &host_id],
-        )
+    let entries: usize = batch.iter().map(|a| a.transcript.len()).sum();
+    let stmt = client
+        .prepare_cached(statement(attempt, entries > 0))
         .await?;
+    let rows = if entries == 0 {
+        client
+            .query(
+                &stmt,
+                &[&ids, &seqs, &names, &datas, &owners, &epochs, &host_id],
+            )
+            .await?
+    } else {
+        let mut t_ids = Vec::with_capacity(entries);
+        let mut t_seqs = Vec::with_capacity(entries);
+        let mut t_files = Vec::with_capacity(entries);
+        let mut t_uuids = Vec::with_capacity(entries);
+        let mut t_entries = Vec::with_capacity(entries);
+        for append in batch {
+            for e in &append.transcript {
+                t_ids.push(append.session_id);
+                t_seqs.push(e.seq as i64);
+                t_files.push(&*e.file);
+                t_uuids.push(e.uuid.as_deref());
+                t_entries.push(e.json.as_str());
+            }
+        }
+        client
+            .query(
+                &stmt,
+                &[
+                    &ids, &seqs, &names, &datas, &owners, &epochs, &host_id, &t_ids, &t_seqs,
+                    &t_files, &t_uuids, &t_entries,
+                ],
+            )
+            .await?
+    };
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }

@@ -54,6 +54,9 @@ pub struct Cli {
     pub init_delay_ms: u64,
     pub mcp_servers: Vec<Value>,
     pub cwd: String,
+    /// The transcript's last entry with a uuid (the next one's `parentUuid`).
+    pub last_entry: Option<String>,
+    pub mirroring: crate::transcript::Mirroring,
 }
 
 impl Cli {
@@ -78,6 +81,8 @@ impl Cli {
             cwd: std::env::current_dir()
                 .map(|d| d.display().to_string())
                 .unwrap_or_default(),
+            last_entry: None,
+            mirroring: Default::default(),
         }
     }
 

@@ -12,13 +12,13 @@ mod cli;
 mod record;
 mod scenario;
 mod tools;
+mod transcript;
 mod turn;
 
 use cli::{Cli, Wake};
 use record::Recorder;
 use scenario::Scenario;
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
@@ -34,6 +34,7 @@ struct Args {
     mode: Option<String>,
     session_id: Option<String>,
     resume: Option<String>,
+    session_mirror: bool,
 }
 
 fn parse_args() -> Args {
@@ -75,6 +76,7 @@ fn parse_args() -> Args {
             "--permission-mode" => args.mode = value,
             "--session-id" => args.session_id = value,
             "--resume" => args.resume = value,
+            "--session-mirror" => args.session_mirror = true,
             _ => {}
         }
         i += 1;
@@ -86,23 +88,6 @@ fn fail(record: &Recorder, message: &str) -> ! {
     eprintln!("{message}");
     record.write("exit", json!({"code": 1}));
     std::process::exit(1)
-}
-
-fn state_path(session_id: &str) -> PathBuf {
-    let dir = std::env::var_os("CLAUDE_CONFIG_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".claude")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    dir.join("fake-sessions").join(format!("{session_id}.json"))
-}
-
-/// Saves the session's "transcript" (its cumulative cost), as the real CLI does per turn.
-pub fn save_state(cli: &Cli) {
-    let path = state_path(&cli.session_id);
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = std::fs::write(path, json!({"cost": cli.cost}).to_string());
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -122,6 +107,10 @@ async fn main() {
             &record,
             "fake-claude: only stream-json input and output are supported",
         );
+    }
+    if args.session_mirror && scenario.refuse_session_mirror {
+        // What a CLI that predates the flag does.
+        fail(&record, "error: unknown option '--session-mirror'");
     }
     for line in &scenario.stderr {
         eprintln!("{line}");
@@ -149,14 +138,24 @@ async fn main() {
         }
     }
     let mut cost = 0.0;
+    let mut last_entry = None;
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
     let session_id = match (&args.session_id, &args.resume) {
-        (_, Some(id)) => match std::fs::read_to_string(state_path(id)) {
-            Ok(text) => {
-                let state: Value = serde_json::from_str(&text).unwrap_or_default();
-                cost = state["cost"].as_f64().unwrap_or(0.0);
+        (_, Some(id)) => match transcript::load(&cwd, id) {
+            Some(entries) => {
+                // What the model would be given: the whole prior conversation.
+                record.write("resumed", json!({"session_id": id, "entries": entries}));
+                let costs = entries.iter().filter(|e| e["type"] == "fake-cost");
+                cost = costs.last().and_then(|e| e["cost"].as_f64()).unwrap_or(0.0);
+                last_entry = entries
+                    .iter()
+                    .rev()
+                    .find_map(|e| e["uuid"].as_str().map(str::to_owned));
                 id.clone()
             }
-            Err(_) => {
+            None => {
                 let cli = json!({"type": "result", "subtype": "error_during_execution",
                     "duration_ms": 0, "is_error": true, "num_turns": 0, "session_id": id,
                     "total_cost_usd": 0, "errors": [format!("No conversation found with session ID: {id}")]});
@@ -167,7 +166,7 @@ async fn main() {
                 );
             }
         },
-        (Some(id), None) if state_path(id).exists() => {
+        (Some(id), None) if transcript::path(&cwd, id).exists() => {
             fail(
                 &record,
                 &format!("Error: Session ID {id} is already in use."),
@@ -199,6 +198,13 @@ async fn main() {
         }
     });
     let mut cli = Cli::new(input, session_id, cost);
+    cli.last_entry = last_entry;
+    cli.mirroring = transcript::Mirroring {
+        on: args.session_mirror,
+        silent: scenario.silent_session_mirror,
+        path: scenario.mirror_path.clone(),
+        twice: scenario.mirror_twice,
+    };
     if let Some(model) = args.model {
         cli.model = model;
     }

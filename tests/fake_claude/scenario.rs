@@ -20,6 +20,9 @@
 //! - `{"frame": {…}}` (written as is), `{"raw": "text"}`, `{"raw_bytes": n}` (n bytes of `x`);
 //! - `{"stderr": "line"}`, `{"exit": code}` (crash: exit at once, no result);
 //! - `{"mcp_servers": [...]}` (reported by the next turns' `system/init`).
+//!
+//! Transcript knobs (`transcript.rs`): `"refuse_session_mirror"`, `"silent_session_mirror"`,
+//! `"mirror_path"`, `"mirror_twice"`.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -38,6 +41,14 @@ pub struct Scenario {
     pub stderr: Vec<String>,
     pub mcp_servers: Vec<Value>,
     pub turns: Vec<Turn>,
+    /// Exit at start on `--session-mirror`, like a CLI that predates it.
+    pub refuse_session_mirror: bool,
+    /// Take `--session-mirror` but never print a mirror frame.
+    pub silent_session_mirror: bool,
+    /// Mirror under this `filePath` instead of the real one.
+    pub mirror_path: Option<String>,
+    /// Print every mirror frame twice.
+    pub mirror_twice: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -39,7 +39,7 @@ pub async fn run(cli: &mut Cli, scenario: &Scenario, message: Value) -> Option<i
     if let Some(uuid) = &uuid {
         lifecycle(cli, uuid, "started");
     }
-    crate::save_state(cli);
+    crate::transcript::user(cli, &prompt);
     let mut turn = Turn::default();
     let script = scenario.turn_for(&prompt);
     if let Some(servers) = script.mcp_servers {
@@ -333,6 +333,6 @@ fn result(cli: &mut Cli, turn: &Turn, elapsed_ms: u64, aborted: Option<&str>) {
         frame["errors"] = json!([format!("Turn ended: {}", aborted.unwrap_or_default())]);
     }
     cli.last_result_error = !success;
+    crate::transcript::turn_end(cli, &turn.last_text);
     cli.out(&frame);
-    crate::save_state(cli);
 }

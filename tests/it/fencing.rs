@@ -54,6 +54,7 @@ async fn append(
             session_id: id,
             epoch,
             frames,
+            transcript: Vec::new(),
             sink: sink.clone(),
             ack: Some(ack),
             span: tracing::Span::none(),
@@ -200,6 +201,7 @@ async fn a_retried_batch_that_had_landed_is_stored_once() {
             frames: (first..first + n)
                 .map(|seq| Frame::encode(seq, names::MESSAGE_DELTA, &format!("{{\"n\":{seq}}}")))
                 .collect(),
+            transcript: Vec::new(),
             sink: sink.clone(),
             ack: None,
             span: tracing::Span::none(),

@@ -210,6 +210,7 @@ async fn an_append_with_a_stale_epoch_counts_as_fenced() {
             session_id: uuid::Uuid::new_v4(),
             epoch: 1,
             frames: vec![Frame::encode(1, names::RESULT, "{}")],
+            transcript: Vec::new(),
             sink: Arc::new(Nowhere),
             ack: Some(ack),
             span: tracing::Span::none(),

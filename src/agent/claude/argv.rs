@@ -23,6 +23,8 @@ pub struct Launch<'a> {
     pub model: Option<&'a str>,
     pub permission_mode: Option<&'a str>,
     pub setting_sources: &'a str,
+    /// `--session-mirror`: print each transcript write as a `transcript_mirror` frame.
+    pub mirror: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,9 @@ pub fn args(launch: &Launch<'_>) -> Vec<OsString> {
     }
     if let Some(mode) = launch.permission_mode {
         args.extend(["--permission-mode".into(), mode.into()]);
+    }
+    if launch.mirror {
+        args.push("--session-mirror".into());
     }
     args.push(match launch.conversation {
         Conversation::New(id) => format!("--session-id={id}").into(),
@@ -98,6 +103,7 @@ mod tests {
             model: Some("claude-sonnet-4-5"),
             permission_mode: Some("acceptEdits"),
             setting_sources: "",
+            mirror: true,
         }
     }
 
@@ -121,6 +127,7 @@ mod tests {
                 "claude-sonnet-4-5",
                 "--permission-mode",
                 "acceptEdits",
+                "--session-mirror",
                 "--session-id=u-1",
             ]
         );

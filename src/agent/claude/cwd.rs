@@ -5,7 +5,8 @@
 //! (symlinks resolved, `..` removed), it is a directory under one of the `--allowed-cwd` roots,
 //! which are canonicalized once at start. Without a `cwd`, a session gets its own directory
 //! `<data-dir>/sessions/<session id>`, created on first start and removed when the session is
-//! closed (`workdirs`). The check runs at `POST /sessions` (a `400`) and again at every start,
+//! closed (`workdirs`). Every session's CLI also gets a config dir of its own,
+//! `<data-dir>/claude/<session id>` (`transcript`). The check runs at `POST /sessions` (a `400`) and again at every start,
 //! since a symlink can change in between.
 
 use super::AgentError;
@@ -16,6 +17,7 @@ use uuid::Uuid;
 pub struct Roots {
     allowed: Vec<PathBuf>,
     sessions: PathBuf,
+    configs: PathBuf,
 }
 
 impl Roots {
@@ -35,11 +37,22 @@ impl Roots {
                 Err(e) => Err(unavailable("--allowed-cwd", root, e)),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let sessions = data_dir.join("sessions");
-        std::fs::create_dir_all(&sessions).map_err(|e| unavailable("creating", &sessions, e))?;
-        let sessions =
-            std::fs::canonicalize(&sessions).map_err(|e| unavailable("resolving", &sessions, e))?;
-        Ok(Roots { allowed, sessions })
+        let made = |name: &str| {
+            let dir = data_dir.join(name);
+            std::fs::create_dir_all(&dir).map_err(|e| unavailable("creating", &dir, e))?;
+            std::fs::canonicalize(&dir).map_err(|e| unavailable("resolving", &dir, e))
+        };
+        Ok(Roots {
+            allowed,
+            sessions: made("sessions")?,
+            configs: made("claude")?,
+        })
+    }
+
+    /// `<data-dir>/claude`, canonical: each session's CLI config dir (`CLAUDE_CONFIG_DIR`)
+    /// lives here, named by the session id (`transcript`).
+    pub fn configs(&self) -> &Path {
+        &self.configs
     }
 
     /// `<data-dir>/sessions`, canonical: where sessions without a `cwd` get their directory.

@@ -22,13 +22,14 @@ use super::mapping::Mapper;
 use super::pipes::{Incoming, StderrTail};
 use super::process::{Process, Stop};
 use super::protocol::{self, str_at};
+use super::transcript::{Mirror, Support};
 use super::Options;
 use crate::agent::{AgentCommand, AgentError, AgentEvent, Control};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -47,6 +48,14 @@ pub struct Driver {
     pub stderr: StderrTail,
     pub stderr_task: JoinHandle<()>,
     pub mapper: Mapper,
+    /// The projects dir `transcript_mirror` paths must lie in; `None`: launched without
+    /// `--session-mirror`.
+    pub mirror: Option<Mirror>,
+    pub mirror_support: Arc<Support>,
+    /// Whether this process mirrored anything yet.
+    pub mirrored: bool,
+    /// Told whether `initialize` was answered (`Err`: why the CLI ended before).
+    pub ready: Option<oneshot::Sender<Result<(), String>>>,
     /// Hook callback id → hook event, for the hooks the session registered.
     pub hooks: HashMap<String, String>,
     pub outstanding: Outstanding,
@@ -172,6 +181,33 @@ impl Driver {
                 Ok(())
             }
             "keep_alive" => Ok(()),
+            "transcript_mirror" => self.transcript_mirror(&frame).await,
+            "system"
+                if matches!(
+                    str_at(&frame, "subtype"),
+                    Some("mirror_error" | "session_writes_lost")
+                ) =>
+            {
+                // The CLI could not write (or mirror) its transcript: the conversation may not
+                // survive this host, and the client should know.
+                let code = match str_at(&frame, "subtype") {
+                    Some("mirror_error") => "transcript_mirror_failed",
+                    _ => "transcript_writes_lost",
+                };
+                let detail = str_at(&frame, "error")
+                    .or_else(|| str_at(&frame, "error_code"))
+                    .unwrap_or("no detail");
+                let message = format!(
+                    "the Claude CLI reported {code}: {}",
+                    crate::echo::echo(detail)
+                );
+                tracing::warn!(session_id = %self.session_id, code, %message, "claude: transcript problem");
+                self.emit(vec![AgentEvent::Error {
+                    code: code.into(),
+                    message,
+                }])
+                .await
+            }
             // Before `initialize` is answered, a result is a startup failure (e.g. a resume of
             // an unknown conversation): it explains the exit that follows, not a turn.
             "result" if !self.started => {
@@ -183,9 +219,31 @@ impl Driver {
             _ => {
                 let mut out = Vec::new();
                 self.mapper.frame(&frame, &mut out);
+                let result = out.iter().any(|e| matches!(e, AgentEvent::Result(_)));
+                if result && self.mirror.is_some() && !self.mirrored {
+                    self.mirror_support.silent();
+                }
                 self.emit(out).await
             }
         }
+    }
+
+    /// A `transcript_mirror` frame: the entries go to the session (stored before whatever the
+    /// CLI says next); a frame whose path or entries are not acceptable is refused with an
+    /// `error` event and nothing of it is kept (`transcript`).
+    async fn transcript_mirror(&mut self, frame: &Value) -> Step {
+        let Some(mirror) = &self.mirror else {
+            return Ok(());
+        };
+        self.mirrored = true;
+        let event = mirror.event(frame).unwrap_or_else(|why| {
+            tracing::warn!(session_id = %self.session_id, %why, "claude: transcript_mirror frame refused");
+            AgentEvent::Error {
+                code: "transcript_refused".into(),
+                message: crate::echo::clip(&why, 300).into_owned(),
+            }
+        });
+        self.emit(vec![event]).await
     }
 
     fn control_response(&mut self, frame: &Value) -> Step {
@@ -193,6 +251,9 @@ impl Driver {
             None => Ok(()),
             Some((Waiter::Initialize, Ok(_))) => {
                 self.started = true;
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Ok(()));
+                }
                 let ready_ms = self.spawned_at.elapsed().as_millis() as u64;
                 tracing::info!(session_id = %self.session_id, ready_ms, "claude: CLI ready");
                 while let Some(command) = self.backlog.pop_front() {
@@ -275,6 +336,9 @@ impl Driver {
                 };
                 let mut message = format!("the Claude CLI exited {when} ({status})");
                 self.append_details(&mut message);
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Err(message.clone()));
+                }
                 tracing::warn!(session_id = %self.session_id, ?pid, %message, "claude: CLI exited");
                 if self.turn || !self.started {
                     let code = "agent_exited".to_owned();

@@ -32,6 +32,7 @@ fn summary(event: &AgentEvent) -> String {
         AgentEvent::ResumeToken(t) => format!("token {t}"),
         AgentEvent::Error { code, .. } => format!("error {code}"),
         AgentEvent::Ask(ask) => format!("ask {}", ask.correlation_id),
+        AgentEvent::Transcript { file, entries } => format!("transcript {file} {}", entries.len()),
     }
 }
 

@@ -16,11 +16,14 @@
 //! - [`hooks`]: hook callbacks the session registers;
 //! - [`driver`]: the one task per process that ties them together.
 //!
+//! - [`transcript`]: each session's config dir, the mirrored transcript and its write-back.
+//!
 //! The conversation id is the session's UUID: `--session-id=<id>` on the first start, and once
 //! the CLI has started a turn under it (its `system/init`), it is reported as the resume token,
 //! stored in Postgres, and every later start (after an exit, an eviction, or on another host)
-//! passes `--resume=<id>`. Resuming on another host needs the CLI's transcripts
-//! (`CLAUDE_CONFIG_DIR`) on storage both hosts see.
+//! passes `--resume=<id>`. The transcript that `--resume` reads is mirrored into Postgres as
+//! the CLI writes it and written back before the resume ([`transcript`]), so the conversation
+//! moves with the session to any host that shares the database.
 
 mod argv;
 mod asks;
@@ -33,6 +36,7 @@ mod pipes;
 mod process;
 mod protocol;
 mod requests;
+mod transcript;
 mod workdirs;
 
 use super::{
@@ -63,6 +67,10 @@ pub struct ClaudeRuntime {
     options: Arc<Options>,
     roots: cwd::Roots,
     workdirs: Arc<workdirs::Workdirs>,
+    /// Each session's CLI config dir, `<data-dir>/claude/<id>`, removed like its workdir.
+    configs: Arc<workdirs::Workdirs>,
+    auth: transcript::AuthSource,
+    mirror: Arc<transcript::Support>,
     /// Every process's driver and reaper (and directory removal), so a host shutting down can
     /// wait for them.
     tasks: tokio_util::task::TaskTracker,
@@ -83,10 +91,14 @@ impl ClaudeRuntime {
         };
         let tasks = tokio_util::task::TaskTracker::new();
         let workdirs = workdirs::Workdirs::new(roots.sessions().to_owned(), tasks.clone());
+        let configs = workdirs::Workdirs::new(roots.configs().to_owned(), tasks.clone());
         Ok(ClaudeRuntime {
             options: Arc::new(options),
             roots,
             workdirs,
+            configs,
+            auth: transcript::AuthSource::from_env(),
+            mirror: Arc::default(),
             tasks,
         })
     }
@@ -157,12 +169,17 @@ impl AgentRuntime for ClaudeRuntime {
         })
     }
 
-    fn start(&self, spec: StartSpec) -> BoxFuture<'_, Result<AgentHandle, AgentError>> {
-        Box::pin(async move { self.spawn(spec) })
+    fn mirrors(&self) -> bool {
+        self.mirror.enabled()
     }
 
-    /// Only the directory the server made for the session goes, never a client's `cwd`.
+    fn start(&self, spec: StartSpec) -> BoxFuture<'_, Result<AgentHandle, AgentError>> {
+        Box::pin(self.start_agent(spec))
+    }
+
+    /// Only the directories the server made for the session go, never a client's `cwd`.
     fn closed(&self, session_id: Uuid, config: &SessionConfig) {
+        self.configs.close(session_id);
         if config.cwd.is_none() {
             self.workdirs.close(session_id);
         }
@@ -175,14 +192,69 @@ impl AgentRuntime for ClaudeRuntime {
 }
 
 impl ClaudeRuntime {
-    /// Starts a CLI process and its driver.
-    fn spawn(&self, spec: StartSpec) -> Result<AgentHandle, AgentError> {
+    /// Prepares the session's config dir (the stored transcript written back), then starts the
+    /// CLI. While it is not known whether this host's CLI takes `--session-mirror`, the start
+    /// waits for `initialize`: a CLI that refuses the flag is started again without it.
+    async fn start_agent(&self, spec: StartSpec) -> Result<AgentHandle, AgentError> {
         let hooks = self.check(&spec.config)?;
-        // Taken first, so that the directory `resolve` creates is never without a holder.
-        let lease = (spec.config.cwd.is_none()).then(|| self.workdirs.lease(spec.session_id));
+        // Taken first, so that the directories made below are never without a holder.
+        let mut leases = vec![self.configs.lease(spec.session_id)];
+        leases.extend((spec.config.cwd.is_none()).then(|| self.workdirs.lease(spec.session_id)));
         let cwd = self
             .roots
             .resolve(spec.config.cwd.as_deref(), spec.session_id)?;
+        let config_dir = self.roots.configs().join(spec.session_id.to_string());
+        let project = transcript::project_key(&cwd);
+        let (auth, files) = (self.auth.clone(), spec.transcript.clone());
+        let dir = config_dir.clone();
+        let started = std::time::Instant::now();
+        let mirror =
+            tokio::task::spawn_blocking(move || transcript::prepare(&dir, &auth, &project, &files))
+                .await
+                .map_err(|e| AgentError::Unavailable(e.to_string()))?
+                .map_err(|e| {
+                    AgentError::Unavailable(format!("preparing the CLI's config dir: {e}"))
+                })?;
+        if !spec.transcript.is_empty() {
+            let entries: usize = spec.transcript.iter().map(|(_, e)| e.len()).sum();
+            tracing::info!(session_id = %spec.session_id, entries, ms = started.elapsed().as_millis() as u64, "claude: transcript written back for --resume");
+        }
+        let watch = self.mirror.enabled() && !self.mirror.confirmed();
+        let mirror = self.mirror.enabled().then_some(mirror);
+        let (handle, ready) = self.spawn(&spec, &hooks, &cwd, &config_dir, mirror, leases)?;
+        if !watch {
+            return Ok(handle);
+        }
+        match ready.await {
+            Ok(Err(why)) if self.mirror.refused(&why) => {
+                let leases = vec![self.configs.lease(spec.session_id)];
+                let (handle, _) = self.spawn(&spec, &hooks, &cwd, &config_dir, None, leases)?;
+                Ok(handle)
+            }
+            Ok(Ok(())) => {
+                self.mirror.confirm();
+                Ok(handle)
+            }
+            _ => Ok(handle),
+        }
+    }
+
+    /// Starts a CLI process and its driver; the receiver says whether it answered `initialize`.
+    fn spawn(
+        &self,
+        spec: &StartSpec,
+        hooks: &hooks::Hooks,
+        cwd: &Path,
+        config_dir: &Path,
+        mirror: Option<transcript::Mirror>,
+        lease: Vec<workdirs::Lease>,
+    ) -> Result<
+        (
+            AgentHandle,
+            tokio::sync::oneshot::Receiver<Result<(), String>>,
+        ),
+        AgentError,
+    > {
         // Outside a runtime this must fail rather than panic in `tokio::spawn`.
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|e| AgentError::Unavailable(e.to_string()))?;
@@ -202,14 +274,16 @@ impl ClaudeRuntime {
             model: spec.config.model.as_deref(),
             permission_mode: spec.config.permission_mode.as_deref(),
             setting_sources: &self.options.setting_sources,
+            mirror: mirror.is_some(),
         };
         let args = argv::args(&launch);
         let mut command = tokio::process::Command::new(&self.options.path);
         command
             .args(&args)
-            .current_dir(&cwd)
+            .current_dir(cwd)
             .env_clear()
-            .envs(argv::env(std::env::vars_os(), &cwd));
+            .envs(argv::env(std::env::vars_os(), cwd))
+            .env("CLAUDE_CONFIG_DIR", config_dir);
         let grace = self.options.stop_grace;
         let spawned = process::spawn(command, grace, self.tasks.clone(), lease).map_err(|e| {
             let path = self.options.path.display();
@@ -222,6 +296,7 @@ impl ClaudeRuntime {
             ?args,
             "claude: CLI started"
         );
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let resumed = match conversation {
             Conversation::Resume(id) => Some(id.to_owned()),
             Conversation::New(_) => None,
@@ -243,7 +318,11 @@ impl ClaudeRuntime {
             stderr,
             stderr_task,
             mapper: mapping::Mapper::new(resumed),
-            hooks: hooks.events,
+            hooks: hooks.events.clone(),
+            mirror,
+            mirror_support: self.mirror.clone(),
+            mirrored: false,
+            ready: Some(ready_tx),
             outstanding: Default::default(),
             parked: Default::default(),
             started: false,
@@ -253,11 +332,14 @@ impl ClaudeRuntime {
             startup_errors: Vec::new(),
             spawned_at: tokio::time::Instant::now(),
         };
-        let task = self.tasks.spawn_on(driver.run(hooks.initialize), &rt);
-        Ok(AgentHandle {
+        let task = self
+            .tasks
+            .spawn_on(driver.run(hooks.initialize.clone()), &rt);
+        let handle = AgentHandle {
             commands,
             events,
             task,
-        })
+        };
+        Ok((handle, ready))
     }
 }

@@ -40,7 +40,7 @@ pub fn spawn(
     mut command: Command,
     grace: Duration,
     reapers: TaskTracker,
-    lease: Option<Lease>,
+    lease: Vec<Lease>,
 ) -> std::io::Result<Spawned> {
     command
         .stdin(Stdio::piped())
@@ -87,7 +87,7 @@ pub struct Process {
     group: Option<Pid>,
     grace: Duration,
     reapers: TaskTracker,
-    lease: Option<Lease>,
+    lease: Vec<Lease>,
 }
 
 impl Process {
@@ -104,7 +104,7 @@ impl Process {
     /// Stops and reaps the CLI in the background.
     pub fn stop(mut self, how: Stop) {
         if let Some(child) = self.child.take() {
-            let lease = self.lease.take();
+            let lease = std::mem::take(&mut self.lease);
             self.reapers
                 .spawn(reap(child, self.group, self.grace, how, lease));
         }
@@ -118,7 +118,7 @@ impl Drop for Process {
         };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                let lease = self.lease.take();
+                let lease = std::mem::take(&mut self.lease);
                 let reap = reap(child, self.group, self.grace, Stop::Now, lease);
                 drop(self.reapers.spawn_on(reap, &rt));
             }
@@ -128,13 +128,7 @@ impl Drop for Process {
     }
 }
 
-async fn reap(
-    mut child: Child,
-    group: Option<Pid>,
-    grace: Duration,
-    how: Stop,
-    lease: Option<Lease>,
-) {
+async fn reap(mut child: Child, group: Option<Pid>, grace: Duration, how: Stop, lease: Vec<Lease>) {
     let pid = child.id();
     let exited = how == Stop::Graceful && wait(&mut child, grace).await;
     if !exited {

@@ -21,6 +21,7 @@ async fn start_in(dir: &Path, fixture: &str, token: Option<&str>) -> AgentHandle
         session_id: Uuid::nil(),
         config,
         resume_token,
+        transcript: Vec::new(),
     };
     let runtime = ReplayRuntime::new(dir.into(), None);
     runtime.start(spec).await.unwrap()

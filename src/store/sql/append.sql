@@ -6,6 +6,9 @@
 -- the locking re-check sees the new epoch and the session's events are skipped (fenced).
 -- Retries after a failure that may have committed replace /*RETRY*/ with ON CONFLICT DO NOTHING
 -- (store/writer.rs, `Attempt`); a first attempt inserts plainly.
+-- Batches that carry mirrored transcript entries replace the TRANSCRIPT marker with
+-- sql/append_transcript.sql: the entries are inserted under the same `owned` check, in the
+-- same statement, so they commit exactly when the events do (invariant 7).
 -- The audit columns are extracted by inlined SQL functions (migrations/V2__audit.sql) that
 -- parse only the few event kinds carrying a tool name or correlation id.
 WITH owned AS (
@@ -21,5 +24,5 @@ WITH owned AS (
     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[]) AS e(session_id, seq, event, data)
     WHERE e.session_id IN (SELECT id FROM owned)
     /*RETRY*/
-)
+)/*TRANSCRIPT*/
 SELECT id FROM owned

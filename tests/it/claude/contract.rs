@@ -49,7 +49,8 @@ fn wrapper(dir: &std::path::Path, cli: &std::path::Path, api: &FakeApi) -> PathB
     }
     let script = format!(
         "#!/bin/sh\n\
-         export HOME='{home}' CLAUDE_CONFIG_DIR='{config}'\n\
+         export HOME='{home}'\n\
+         : \"${{CLAUDE_CONFIG_DIR:={config}}}\"; export CLAUDE_CONFIG_DIR\n\
          export ANTHROPIC_BASE_URL='{url}' ANTHROPIC_API_KEY='sk-ant-test-not-a-real-key'\n\
          export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_TELEMETRY=1\n\
          export DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1\n\
@@ -117,7 +118,8 @@ async fn the_real_cli_runs_a_session_end_to_end() {
     );
     assert_eq!(
         shape(&events),
-        ["message_delta", "message_complete", "result"]
+        ["message_delta", "message_complete", "result"],
+        "{events:?}"
     );
     check_streamed(&events);
     let complete = find(&events, "message_complete");

@@ -306,38 +306,6 @@ async fn the_session_cost_is_the_running_total_across_turns_and_a_resume() {
 }
 
 #[tokio::test]
-async fn a_conversation_missing_on_this_host_is_a_clear_error() {
-    let scenario = json!({"turns": [turn("", vec![say("hi")])]});
-    let first = FakeCli::new(scenario.clone());
-    let db = TestDb::new().await;
-    let server = first.server(&db).await;
-    let (id, mut stream) = open(&server.api, json!({})).await;
-    server.api.say(&id, "one").await;
-    let last = stream.until("result").await.pop().unwrap().id.to_string();
-    server.stop().await;
-
-    // A host without the transcripts: the CLI cannot resume and says why.
-    let elsewhere = FakeCli::new(scenario);
-    let server = elsewhere.server(&db).await;
-    let mut stream = server.api.stream(&id, Some(&last)).await.unwrap();
-    server.api.say(&id, "two").await;
-    let events = stream.until("result").await;
-    let error = events.iter().find(|e| e.event == "error").unwrap();
-    assert_eq!(error.data["code"], "agent_exited");
-    let message = error.data["message"].as_str().unwrap();
-    assert!(message.contains("before it was ready"), "{message}");
-    assert!(
-        message.contains(&format!("No conversation found with session ID: {id}")),
-        "{message}"
-    );
-    assert_eq!(
-        events.last().unwrap().data["subtype"],
-        "error_during_execution"
-    );
-    server.stop().await;
-}
-
-#[tokio::test]
 async fn a_cli_that_never_answers_initialize_times_out_with_an_error() {
     let fake = FakeCli::new(json!({"no_init_response": true, "stderr": ["waiting for nothing"]}));
     let db = TestDb::new().await;

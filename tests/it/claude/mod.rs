@@ -7,6 +7,7 @@ mod lifecycle;
 mod permissions;
 mod scenarios;
 mod streaming;
+mod transcripts;
 
 use crate::support::sse::{Event, SseStream};
 use crate::support::{Api, Scratch, TestDb, TestServer};
@@ -54,7 +55,7 @@ impl FakeCli {
         fake.set_scenario(scenario);
         let script = format!(
             "#!/bin/sh\nexport FAKE_CLAUDE_SCENARIO='{}'\nexport FAKE_CLAUDE_RECORD='{}'\n\
-             export CLAUDE_CONFIG_DIR='{}'\nexec '{}' \"$@\"\n",
+             : \"${{CLAUDE_CONFIG_DIR:={}}}\"\nexport CLAUDE_CONFIG_DIR\nexec '{}' \"$@\"\n",
             fake.scenario.display(),
             fake.record.display(),
             fake.dir.join("config").display(),
