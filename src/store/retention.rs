@@ -12,6 +12,9 @@
 //! `sessions.last_seq` in the same statement. Resume into a removed range is `412
 //! events_expired` (`session::subscription`), since the first stored seq is then past it.
 //!
+//! Transcripts (`transcripts`) go only as a whole, with their session, once the session has
+//! had no activity for the retention period and no host holds it (`sql/retention_transcripts.sql`).
+//!
 //! Several hosts may run this at once; a transaction-level advisory lock lets one batch run
 //! at a time and the others skip their turn.
 
@@ -31,7 +34,12 @@ pub struct Batch {
     pub inputs: u64,
     /// Sessions whose `last_seq` was raised (their newest event went).
     pub sessions_bumped: u64,
+    /// Sessions whose whole transcript went (no activity for the retention period).
+    pub transcripts: u64,
 }
+
+/// Sessions whose transcripts one batch removes, at most.
+const TRANSCRIPTS_PER_BATCH: i64 = 100;
 
 /// One batch: up to `limit` events and `limit` inputs created before `cutoff`. Runs in the
 /// caller's transaction when `client` is one (tests hold it open to show appends go on).
@@ -54,10 +62,21 @@ pub async fn delete_batch(
             &[&cutoff, &limit],
         )
         .await?;
+    // A transcript goes only whole, with its session's last activity older than the cutoff
+    // (a conversation with a hole cannot be resumed); the session then starts a new
+    // conversation at its next turn (`resume_token` cleared in the same statement).
+    let transcripts = client
+        .query_one(
+            include_str!("sql/retention_transcripts.sql"),
+            &[&cutoff, &TRANSCRIPTS_PER_BATCH],
+        )
+        .await?
+        .get::<_, i64>(0) as u64;
     Ok(Batch {
         events: row.get::<_, i64>(0) as u64,
         inputs,
         sessions_bumped: row.get::<_, i64>(1) as u64,
+        transcripts,
     })
 }
 
@@ -86,7 +105,11 @@ pub async fn run_once(store: &Store, max_age: Duration, limit: i64) -> Result<Ba
         total.events += batch.events;
         total.inputs += batch.inputs;
         total.sessions_bumped += batch.sessions_bumped;
-        if batch.events < limit as u64 && batch.inputs < limit as u64 {
+        total.transcripts += batch.transcripts;
+        if batch.events < limit as u64
+            && batch.inputs < limit as u64
+            && batch.transcripts < TRANSCRIPTS_PER_BATCH as u64
+        {
             return Ok(total);
         }
         tokio::time::sleep(BATCH_PAUSE).await;
@@ -118,10 +141,11 @@ pub async fn run(store: Store, max_age: Duration, batch: usize, shutdown: Cancel
             outcome = run => outcome,
         };
         match outcome {
-            Ok(b) if b.events > 0 || b.inputs > 0 => {
+            Ok(b) if b.events > 0 || b.inputs > 0 || b.transcripts > 0 => {
                 tracing::info!(
                     events = b.events,
                     inputs = b.inputs,
+                    transcripts = b.transcripts,
                     "retention removed old rows"
                 )
             }

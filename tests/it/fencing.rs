@@ -276,3 +276,66 @@ async fn a_deposed_host_cannot_change_a_turns_state() {
     let set = inputs::set_turn_state(&store, id, input, TurnState::Lost, (b, epoch_b)).await;
     assert!(set.unwrap());
 }
+
+/// Transcript entries are fenced like events (invariants 5 and 7): a deposed host's entries
+/// are refused with its events, and a retried batch stores each entry once.
+#[tokio::test]
+async fn transcript_entries_are_fenced_and_stored_once() {
+    use agent_webkit_server::store::transcripts::Entry;
+    let db = TestDb::new().await;
+    let (store, hosts, id) = one_session(&db, &["a", "b"]).await;
+    db.client()
+        .await
+        .execute("UPDATE hosts SET released_at = now()", &[])
+        .await
+        .unwrap();
+    let sink = Arc::new(Published::default());
+    let batch = |epoch: i64, seq: u64, uuid: Option<&str>| {
+        vec![Append {
+            session_id: id,
+            epoch,
+            frames: vec![Frame::encode(seq, names::MESSAGE_DELTA, "{}")],
+            transcript: vec![Entry {
+                seq,
+                file: Arc::from("c.jsonl"),
+                uuid: uuid.map(Into::into),
+                json: format!("{{\"n\":{seq}}}"),
+            }],
+            sink: sink.clone(),
+            ack: None,
+            span: tracing::Span::none(),
+        }]
+    };
+    let client = store.client().await.unwrap();
+    let (epoch_a, next) = claim(&store, id, hosts[0]).await;
+    let stored = writer::commit(&client, hosts[0], &batch(epoch_a, next, Some("u1")), Attempt::First)
+        .await
+        .unwrap();
+    assert!(stored.contains(&id));
+    // The same entry again (a retry, or the CLI mirroring it twice): stored once.
+    let again = writer::commit(&client, hosts[0], &batch(epoch_a, next, Some("u1")), Attempt::Retry)
+        .await
+        .unwrap();
+    assert!(again.contains(&id));
+    // Host b takes the session over; a's next entries are refused with its events.
+    let (epoch_b, next_b) = claim(&store, id, hosts[1]).await;
+    let deposed = writer::commit(&client, hosts[0], &batch(epoch_a, next + 1, Some("u2")), Attempt::First)
+        .await
+        .unwrap();
+    assert!(!deposed.contains(&id));
+    let owner = writer::commit(&client, hosts[1], &batch(epoch_b, next_b, None), Attempt::First)
+        .await
+        .unwrap();
+    assert!(owner.contains(&id));
+    let rows: Vec<(i64, Option<String>)> = client
+        .query(
+            "SELECT seq, uuid FROM transcript_entries WHERE session_id = $1 ORDER BY seq",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, [(next as i64, Some("u1".into())), (next_b as i64, None)]);
+}

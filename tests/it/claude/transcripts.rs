@@ -325,3 +325,54 @@ async fn the_transcript_endpoint_pages_streams_ndjson_and_isolates() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn retention_removes_only_whole_transcripts_of_idle_sessions() {
+    use agent_webkit_server::store::{retention, Store};
+    let db = TestDb::new().await;
+    let fake = FakeCli::new(json!({"turns": [turn("", vec![say("hi")])]}));
+    let server = fake.server(&db).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (id, mut stream) = open(&server.api, json!({})).await;
+        server.api.say(&id, "go").await;
+        stream.until("result").await;
+        ids.push(id);
+    }
+    // A live session is never touched, however old its rows look.
+    let client = db.client().await;
+    let (idle, busy) = (ids[0].parse::<uuid::Uuid>().unwrap(), ids[1].parse::<uuid::Uuid>().unwrap());
+    client
+        .execute("UPDATE sessions SET updated_at = now() - interval '2 days' WHERE id = $1", &[&busy])
+        .await
+        .unwrap();
+    let store = Store::connect(&db.url, 2).unwrap();
+    let day = Duration::from_secs(86_400);
+    assert_eq!(retention::run_once(&store, day, 1000).await.unwrap().transcripts, 0);
+    server.stop().await;
+
+    // Released: the idle one (no activity for two days) loses its transcript whole and will
+    // start a new conversation; the other keeps everything.
+    client
+        .execute(
+            "UPDATE sessions SET updated_at = now() - interval '2 days' WHERE id = $1",
+            &[&idle],
+        )
+        .await
+        .unwrap();
+    client
+        .execute("UPDATE sessions SET updated_at = now() WHERE id = $1", &[&busy])
+        .await
+        .unwrap();
+    let before = stored(&db, &ids[1]).await;
+    let batch = retention::run_once(&store, day, 1000).await.unwrap();
+    assert_eq!(batch.transcripts, 1);
+    assert!(stored(&db, &ids[0]).await.is_empty());
+    assert_eq!(stored(&db, &ids[1]).await, before);
+    let token: Option<String> = client
+        .query_one("SELECT resume_token FROM sessions WHERE id = $1", &[&idle])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(token, None);
+}
