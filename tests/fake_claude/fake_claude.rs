@@ -148,7 +148,10 @@ async fn main() {
                 // What the model would be given: the whole prior conversation.
                 record.write("resumed", json!({"session_id": id, "entries": entries}));
                 let mut costs = entries.iter().filter(|e| e["type"] == "fake-cost");
-                cost = costs.next_back().and_then(|e| e["cost"].as_f64()).unwrap_or(0.0);
+                cost = costs
+                    .next_back()
+                    .and_then(|e| e["cost"].as_f64())
+                    .unwrap_or(0.0);
                 last_entry = entries
                     .iter()
                     .rev()

@@ -308,24 +308,44 @@ async fn transcript_entries_are_fenced_and_stored_once() {
     };
     let client = store.client().await.unwrap();
     let (epoch_a, next) = claim(&store, id, hosts[0]).await;
-    let stored = writer::commit(&client, hosts[0], &batch(epoch_a, next, Some("u1")), Attempt::First)
-        .await
-        .unwrap();
+    let stored = writer::commit(
+        &client,
+        hosts[0],
+        &batch(epoch_a, next, Some("u1")),
+        Attempt::First,
+    )
+    .await
+    .unwrap();
     assert!(stored.contains(&id));
     // The same entry again (a retry, or the CLI mirroring it twice): stored once.
-    let again = writer::commit(&client, hosts[0], &batch(epoch_a, next, Some("u1")), Attempt::Retry)
-        .await
-        .unwrap();
+    let again = writer::commit(
+        &client,
+        hosts[0],
+        &batch(epoch_a, next, Some("u1")),
+        Attempt::Retry,
+    )
+    .await
+    .unwrap();
     assert!(again.contains(&id));
     // Host b takes the session over; a's next entries are refused with its events.
     let (epoch_b, next_b) = claim(&store, id, hosts[1]).await;
-    let deposed = writer::commit(&client, hosts[0], &batch(epoch_a, next + 1, Some("u2")), Attempt::First)
-        .await
-        .unwrap();
+    let deposed = writer::commit(
+        &client,
+        hosts[0],
+        &batch(epoch_a, next + 1, Some("u2")),
+        Attempt::First,
+    )
+    .await
+    .unwrap();
     assert!(!deposed.contains(&id));
-    let owner = writer::commit(&client, hosts[1], &batch(epoch_b, next_b, None), Attempt::First)
-        .await
-        .unwrap();
+    let owner = writer::commit(
+        &client,
+        hosts[1],
+        &batch(epoch_b, next_b, None),
+        Attempt::First,
+    )
+    .await
+    .unwrap();
     assert!(owner.contains(&id));
     let rows: Vec<(i64, Option<String>)> = client
         .query(
@@ -337,5 +357,8 @@ async fn transcript_entries_are_fenced_and_stored_once() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(rows, [(next as i64, Some("u1".into())), (next_b as i64, None)]);
+    assert_eq!(
+        rows,
+        [(next as i64, Some("u1".into())), (next_b as i64, None)]
+    );
 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 const SDK_VERSION: &str = include_str!("../../../.ci/claude-agent-sdk-version");
 
 /// `CLAUDE_CLI_PATH`, else where `.ci/fetch-claude-cli` caches it.
-fn real_cli() -> PathBuf {
+pub(super) fn real_cli() -> PathBuf {
     let path = std::env::var_os("CLAUDE_CLI_PATH")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -43,7 +43,7 @@ fn real_cli() -> PathBuf {
 
 /// A wrapper that runs the real CLI against the fake API, with a home of its own and no
 /// traffic anywhere else.
-fn wrapper(dir: &std::path::Path, cli: &std::path::Path, api: &FakeApi) -> PathBuf {
+pub(super) fn wrapper(dir: &std::path::Path, cli: &std::path::Path, api: &FakeApi) -> PathBuf {
     for sub in ["home", "config"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }

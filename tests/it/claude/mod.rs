@@ -4,6 +4,7 @@
 mod contract;
 mod fake_api;
 mod lifecycle;
+mod moves;
 mod permissions;
 mod scenarios;
 mod streaming;

@@ -341,14 +341,26 @@ async fn retention_removes_only_whole_transcripts_of_idle_sessions() {
     }
     // A live session is never touched, however old its rows look.
     let client = db.client().await;
-    let (idle, busy) = (ids[0].parse::<uuid::Uuid>().unwrap(), ids[1].parse::<uuid::Uuid>().unwrap());
+    let (idle, busy) = (
+        ids[0].parse::<uuid::Uuid>().unwrap(),
+        ids[1].parse::<uuid::Uuid>().unwrap(),
+    );
     client
-        .execute("UPDATE sessions SET updated_at = now() - interval '2 days' WHERE id = $1", &[&busy])
+        .execute(
+            "UPDATE sessions SET updated_at = now() - interval '2 days' WHERE id = $1",
+            &[&busy],
+        )
         .await
         .unwrap();
     let store = Store::connect(&db.url, 2).unwrap();
     let day = Duration::from_secs(86_400);
-    assert_eq!(retention::run_once(&store, day, 1000).await.unwrap().transcripts, 0);
+    assert_eq!(
+        retention::run_once(&store, day, 1000)
+            .await
+            .unwrap()
+            .transcripts,
+        0
+    );
     server.stop().await;
 
     // Released: the idle one (no activity for two days) loses its transcript whole and will
@@ -361,7 +373,10 @@ async fn retention_removes_only_whole_transcripts_of_idle_sessions() {
         .await
         .unwrap();
     client
-        .execute("UPDATE sessions SET updated_at = now() WHERE id = $1", &[&busy])
+        .execute(
+            "UPDATE sessions SET updated_at = now() WHERE id = $1",
+            &[&busy],
+        )
         .await
         .unwrap();
     let before = stored(&db, &ids[1]).await;

@@ -1,0 +1,181 @@
+//! The real Claude CLI's conversation survives its host (issue 13): two hosts of the built
+//! binary with their own `HOME` and data dirs, sharing nothing but Postgres. Turn 1 (a tool
+//! call with a permission round trip) runs on host A; A and its CLI are SIGKILLed; turn 2
+//! through host B continues the same conversation — the model's request carries turn 1. Then
+//! B restarts with its local state wiped, and later evicts the session as idle: each time the
+//! conversation is written back from Postgres and goes on.
+
+use super::contract::{real_cli, wrapper};
+use super::fake_api::FakeApi;
+use crate::support::process::ServerProcess;
+use crate::support::sse::SseStream;
+use crate::support::{Api, Scratch, TestDb};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+async fn host(db: &TestDb, dir: &Path, api: &FakeApi, extra: &[&str]) -> ServerProcess {
+    let cli = real_cli();
+    let claude = wrapper(dir, &cli, api);
+    let data = dir.join("data");
+    let home = dir.join("home");
+    let mut args = vec![
+        "--agent",
+        "claude",
+        "--claude-path",
+        claude.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--claude-start-timeout",
+        "30s",
+        "--claude-stop-grace",
+        "1s",
+    ];
+    args.extend_from_slice(extra);
+    ServerProcess::start(&db.url, None, &args, &[("HOME", home.to_str().unwrap())]).await
+}
+
+/// Every process below `pid` (its children, theirs, ...).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let tasks = std::fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten();
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                out.push(child);
+                todo.push(child);
+            }
+        }
+    }
+    out
+}
+
+fn kill9(pids: &[u32]) {
+    for pid in pids {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+}
+
+/// The text the model was given in the newest main-loop request.
+fn last_request(api: &FakeApi) -> String {
+    api.main_requests().last().unwrap()["messages"].to_string()
+}
+
+async fn turn(
+    api: &Api,
+    id: &str,
+    stream: &mut SseStream,
+    text: &str,
+) -> Vec<crate::support::sse::Event> {
+    api.say(id, text).await;
+    let events = stream.until("result").await;
+    assert_eq!(
+        events.last().unwrap().data["subtype"],
+        "success",
+        "{events:?}"
+    );
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_cli_conversation_moves_between_hosts_that_share_only_the_database() {
+    let fake_api = FakeApi::start().await;
+    let db = TestDb::new().await;
+    let (dir_a, dir_b) = (Scratch::dir("awk-host-a-"), Scratch::dir("awk-host-b-"));
+    let a = host(&db, dir_a.path(), &fake_api, &[]).await;
+
+    // Turn 1 on A: a Bash call, allowed, and its output back to the model.
+    let id = a.api.create_raw("{}").await.2["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut stream = a.api.stream(&id, None).await.unwrap();
+    // (The fake API reads a fresh conversation's first prompt behind the CLI's reminders, so
+    // the tool call comes in the second message.)
+    turn(&a.api, &id, &mut stream, "hello there").await;
+    a.api.say(&id, "please RUNBASH").await;
+    let asked = stream.until("permission_request").await.pop().unwrap().data;
+    let allow = json!({"type": "permission_response", "behavior": "allow",
+        "correlation_id": asked["correlation_id"]});
+    assert_eq!(a.api.input(&id, allow).await, 204);
+    let events = stream.until("result").await;
+    let output = events
+        .iter()
+        .find(|e| e.event == "tool_result")
+        .unwrap()
+        .data["output"]
+        .clone();
+    assert_eq!(output, "hi");
+    let mut last = events.last().unwrap().id;
+
+    // A and its CLI die together.
+    let mut doomed = descendants(a.pid());
+    doomed.push(a.pid());
+    kill9(&doomed);
+    drop(a);
+
+    // Turn 2 through B, which has never seen this conversation.
+    let b = host(&db, dir_b.path(), &fake_api, &[]).await;
+    let mut stream = b.api.stream(&id, Some(&last.to_string())).await.unwrap();
+    let started = Instant::now();
+    let events = turn(&b.api, &id, &mut stream, "second message").await;
+    eprintln!(
+        "turn 2 on host B (takeover, write-back, resume) in {:?}",
+        started.elapsed()
+    );
+    last = events.last().unwrap().id;
+    let seen = last_request(&fake_api);
+    assert!(
+        seen.contains("please RUNBASH"),
+        "turn 1's prompt missing: {seen}"
+    );
+    assert!(
+        seen.contains("touch made.txt"),
+        "turn 1's tool call missing: {seen}"
+    );
+    assert!(seen.contains("second message"));
+    b.stop().await;
+
+    // B restarts with its local state wiped (data dir's CLI config and HOME), and evicts
+    // idle sessions after a second.
+    for sub in ["data/claude", "home"] {
+        let _ = std::fs::remove_dir_all(dir_b.path().join(sub));
+    }
+    std::fs::create_dir_all(dir_b.path().join("home")).unwrap();
+    let b = host(&db, dir_b.path(), &fake_api, &["--idle-timeout", "1s"]).await;
+    let mut stream = b.api.stream(&id, Some(&last.to_string())).await.unwrap();
+    turn(&b.api, &id, &mut stream, "third message").await;
+    let seen = last_request(&fake_api);
+    assert!(
+        seen.contains("please RUNBASH") && seen.contains("second message"),
+        "{seen}"
+    );
+    drop(stream);
+
+    // Evicted as idle, its config dir wiped: the next turn writes it back again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, session): (_, Value) = b.api.get_json(&format!("/sessions/{id}")).await;
+        if session["status"] == "dormant" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never evicted: {session}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = std::fs::remove_dir_all(dir_b.path().join("data/claude").join(&id));
+    let mut stream = b.api.stream(&id, None).await.unwrap();
+    turn(&b.api, &id, &mut stream, "fourth message").await;
+    let seen = last_request(&fake_api);
+    assert!(
+        seen.contains("please RUNBASH") && seen.contains("third message"),
+        "{seen}"
+    );
+    b.stop().await;
+}
