@@ -31,6 +31,8 @@ pub enum AuditCommand {
     Inputs(InputsArgs),
     /// Sessions, newest first.
     Sessions(SessionsArgs),
+    /// A Claude session's transcript (what the model was given), as JSON Lines.
+    Transcript(TranscriptArgs),
     /// Runs each API query against this database: the index its plan uses and its p50.
     Bench(super::bench::BenchArgs),
     /// Measures the group-commit writer's append rate on this database (adds bench sessions).
@@ -121,6 +123,20 @@ pub struct SessionsArgs {
     pub lease: Duration,
 }
 
+#[derive(Debug, Args)]
+pub struct TranscriptArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// The session id.
+    pub session_id: String,
+    /// One file of the transcript (e.g. a subagent's `<id>/subagents/agent-1.jsonl`);
+    /// default: the main transcript. `--all` prints every file, one after the other.
+    #[arg(long)]
+    pub file: Option<String>,
+    #[arg(long, conflicts_with = "file")]
+    pub all: bool,
+}
+
 fn pairs(list: &[(&str, &Option<String>)]) -> Vec<(String, String)> {
     list.iter()
         .filter_map(|(name, v)| v.as_ref().map(|v| (name.to_string(), v.clone())))
@@ -132,6 +148,7 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Events(a) => &a.out.db,
         AuditCommand::Inputs(a) => &a.out.db,
         AuditCommand::Sessions(a) => &a.out.db,
+        AuditCommand::Transcript(a) => &a.db,
         AuditCommand::Bench(a) => &a.db,
         AuditCommand::BenchWriter(a) => &a.db,
     };
@@ -198,6 +215,22 @@ pub async fn execute(store: &Store, cmd: AuditCommand, out: &mut impl Write) -> 
             filter.lease = a.lease;
             let fetch = |before, n| audit::sessions(store, &filter, before, n);
             print_all(fetch, a.out.format, a.out.limit, false, out).await
+        }
+        AuditCommand::Transcript(a) => {
+            let id = uuid::Uuid::parse_str(&a.session_id)
+                .map_err(|_| anyhow::anyhow!("{:?} is not a session id", a.session_id))?;
+            let files = crate::store::transcripts::load(store, id).await?;
+            let chosen = files.into_iter().filter(|(file, _)| match &a.file {
+                _ if a.all => true,
+                Some(name) => file == name,
+                None => !file.contains('/'),
+            });
+            for (_, entries) in chosen {
+                for entry in entries {
+                    writeln!(out, "{entry}")?;
+                }
+            }
+            Ok(())
         }
         AuditCommand::Bench(a) => super::bench::run(store, &a, out).await,
         AuditCommand::BenchWriter(a) => super::writer_bench::run(store, &a, out).await,

@@ -459,4 +459,32 @@ mod tests {
             .file_type()
             .is_symlink());
     }
+
+    #[test]
+    fn large_transcripts_are_written_back_whole() {
+        // Figures for BENCHMARKS.md come from this test's output (`--nocapture`).
+        for n in [1_000usize, 10_000] {
+            let tmp = tempfile::tempdir().unwrap();
+            let source = AuthSource {
+                config_dir: None,
+                home: None,
+            };
+            let entry = |i: usize| {
+                json!({"type": "assistant", "uuid": format!("u{i}"), "message": {"role": "assistant",
+                    "content": [{"type": "text", "text": "x".repeat(400)}]}})
+                .to_string()
+            };
+            let files = vec![("s.jsonl".to_owned(), (0..n).map(entry).collect::<Vec<_>>())];
+            let started = std::time::Instant::now();
+            let m = prepare(&tmp.path().join("cfg"), &source, "-p", &files).unwrap();
+            let took = started.elapsed();
+            let text = std::fs::read_to_string(m.projects.join("-p/s.jsonl")).unwrap();
+            assert_eq!(text.lines().count(), n);
+            assert_eq!(text.lines().last().unwrap(), entry(n - 1));
+            eprintln!(
+                "materialize {n} entries ({} KiB): {took:?}",
+                text.len() / 1024
+            );
+        }
+    }
 }

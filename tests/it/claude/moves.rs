@@ -115,6 +115,8 @@ async fn the_real_cli_conversation_moves_between_hosts_that_share_only_the_datab
     assert_eq!(output, "hi");
     let mut last = events.last().unwrap().id;
 
+    report_turn_costs(&db, &id).await;
+
     // A and its CLI die together.
     let mut doomed = descendants(a.pid());
     doomed.push(a.pid());
@@ -178,4 +180,97 @@ async fn the_real_cli_conversation_moves_between_hosts_that_share_only_the_datab
         "{seen}"
     );
     b.stop().await;
+}
+
+/// Figures for BENCHMARKS.md (printed with `--nocapture`): what the real CLI mirrored for the
+/// turns so far, and what committing a turn's entries with its last events costs the writer
+/// (median of 15 commits of the same batch with and without the entries, on a scratch session).
+async fn report_turn_costs(db: &TestDb, id: &str) {
+    use agent_webkit_server::agent::SessionConfig;
+    use agent_webkit_server::frame::{names, Frame};
+    use agent_webkit_server::store::transcripts::Entry;
+    use agent_webkit_server::store::writer::{self, Append, Attempt, CommitSink};
+    use agent_webkit_server::store::{hosts, sessions, Store};
+    use std::sync::Arc;
+    struct Sink;
+    impl CommitSink for Sink {
+        fn committed(&self, _: Vec<Frame>) {}
+        fn fenced(&self) {}
+    }
+    let client = db.client().await;
+    let session: uuid::Uuid = id.parse().unwrap();
+    let rows = client
+        .query(
+            "SELECT file, uuid, entry::text FROM transcript_entries WHERE session_id = $1 ORDER BY seq",
+            &[&session],
+        )
+        .await
+        .unwrap();
+    let bytes: usize = rows.iter().map(|r| r.get::<_, String>(2).len()).sum();
+    eprintln!(
+        "real CLI, 2 turns (one with a tool call): {} entries, {} KiB stored",
+        rows.len(),
+        bytes / 1024
+    );
+    let store = Store::connect(&db.url, 2).unwrap();
+    let host = hosts::register(&store, "measure").await.unwrap();
+    let mut median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (mut plain, mut mirrored) = (Vec::new(), Vec::new());
+    for round in 0..15 {
+        for with_entries in [false, true] {
+            let scratch = uuid::Uuid::new_v4();
+            sessions::create(&store, scratch, "token", &SessionConfig::default())
+                .await
+                .unwrap();
+            let sessions::Claim::Claimed(c) =
+                sessions::claim(&store, scratch, host, "token", 10, Duration::from_secs(10))
+                    .await
+                    .unwrap()
+            else {
+                panic!("claim")
+            };
+            let transcript = if with_entries {
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, r)| Entry {
+                        seq: i as u64 + 1,
+                        file: Arc::from(r.get::<_, &str>(0)),
+                        uuid: r.get(1),
+                        json: r.get(2),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let batch = vec![Append {
+                session_id: scratch,
+                epoch: c.epoch,
+                frames: (c.last_seq + 1..=c.last_seq + 3)
+                    .map(|s| Frame::encode(s, names::MESSAGE_DELTA, "{\"text\":\"hello\"}"))
+                    .collect(),
+                transcript,
+                sink: Arc::new(Sink),
+                ack: None,
+                span: tracing::Span::none(),
+            }];
+            let conn = store.client().await.unwrap();
+            let started = Instant::now();
+            writer::commit(&conn, host, &batch, Attempt::First)
+                .await
+                .unwrap();
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            if round > 0 {
+                if with_entries {
+                    mirrored.push(ms)
+                } else {
+                    plain.push(ms)
+                }
+            }
+        }
+    }
+    let (p, m) = (median(plain), median(mirrored));
+    eprintln!("commit of a turn's last events: {p:.2} ms alone, {m:.2} ms with its {} entries (+{:.2} ms)", rows.len(), m - p);
 }
