@@ -214,7 +214,7 @@ async fn report_turn_costs(db: &TestDb, id: &str) {
     );
     let store = Store::connect(&db.url, 2).unwrap();
     let host = hosts::register(&store, "measure").await.unwrap();
-    let mut median = |mut v: Vec<f64>| {
+    let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
