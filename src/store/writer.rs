@@ -148,7 +148,8 @@ impl Writer {
     /// channel and for its bytes in the budget.
     pub async fn append(&self, append: Append) -> Result<(), StoreError> {
         let stopped = || StoreError::Unavailable("writer stopped".into());
-        let bytes: usize = append.frames.iter().map(|f| f.bytes.len()).sum();
+        let bytes: usize = append.frames.iter().map(|f| f.bytes.len()).sum::<usize>()
+            + append.transcript.iter().map(|e| e.json.len()).sum::<usize>();
         let permit = if bytes == 0 {
             None
         } else {
