@@ -370,6 +370,8 @@ mod tests {
                 .unwrap(),
             "abc/subagents/agent-1.jsonl"
         );
+        // `.` inside a path names the same place (std drops it): accepted as the plain path.
+        assert_eq!(m.relative(&format!("{p}/-p/./abc.jsonl")).unwrap(), "abc.jsonl");
         for bad in [
             format!("{p}/-p/../../../etc/passwd.jsonl"),
             format!("{p}/../x/abc.jsonl"),
@@ -377,7 +379,6 @@ mod tests {
             "relative/abc.jsonl".to_owned(),
             format!("{p}/abc.jsonl"),
             format!("{p}/-p/abc.txt"),
-            format!("{p}/-p/./abc.jsonl"),
         ] {
             assert!(m.relative(&bad).is_err(), "{bad}");
         }
