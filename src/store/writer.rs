@@ -149,7 +149,11 @@ impl Writer {
     pub async fn append(&self, append: Append) -> Result<(), StoreError> {
         let stopped = || StoreError::Unavailable("writer stopped".into());
         let bytes: usize = append.frames.iter().map(|f| f.bytes.len()).sum::<usize>()
-            + append.transcript.iter().map(|e| e.json.len()).sum::<usize>();
+            + append
+                .transcript
+                .iter()
+                .map(|e| e.json.len())
+                .sum::<usize>();
         let permit = if bytes == 0 {
             None
         } else {

@@ -371,7 +371,10 @@ mod tests {
             "abc/subagents/agent-1.jsonl"
         );
         // `.` inside a path names the same place (std drops it): accepted as the plain path.
-        assert_eq!(m.relative(&format!("{p}/-p/./abc.jsonl")).unwrap(), "abc.jsonl");
+        assert_eq!(
+            m.relative(&format!("{p}/-p/./abc.jsonl")).unwrap(),
+            "abc.jsonl"
+        );
         for bad in [
             format!("{p}/-p/../../../etc/passwd.jsonl"),
             format!("{p}/../x/abc.jsonl"),
