@@ -4,7 +4,7 @@
 // decision → result, and who decided), and export of what is loaded as CSV or JSON.
 
 import * as api from "./api.js";
-import { h, fill, field, json, select, time, values } from "./dom.js";
+import { h, fill, field, select, time, values } from "./dom.js";
 import { download } from "./export.js";
 
 const EVENTS = ["session_ready", "message_delta", "message_complete", "tool_use", "tool_result", "permission_request", "permission_resolved", "ask_user_question", "question_resolved", "hook_decision_request", "result", "error", "mcp_status_change", "done"];
@@ -192,7 +192,7 @@ export function mount(container) {
             r.kind === "input" ? h("span", {}, `by ${r.principal} → ${r.status}`) : h("span", { class: "muted" }, `#${r.id}`),
             " ",
             sessionLink(r.session_id),
-            json(r.data),
+            h("code", { class: "line" }, JSON.stringify(r.data)),
           ),
         ),
       ),

@@ -1,6 +1,6 @@
 // DOM helpers. Everything the API returns is data, never markup: `h` sets text with
-// `textContent` and attributes with `setAttribute`, and nothing in the console assigns
-// `innerHTML`, so a message or tool input holding `<img onerror=...>` shows those characters.
+// `textContent` and attributes with `setAttribute`, and nothing in the console parses a string
+// as HTML, so a message or tool input holding `<img onerror=...>` shows those characters.
 
 /** An element: `h("button", {class: "x", onclick: fn}, "text", child, ...)`. Attributes named
  * `on*` with a function become listeners; `false`/`null` attributes are left out. Children

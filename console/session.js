@@ -15,7 +15,7 @@ export function mount(container, ctx, id) {
   const path = `/sessions/${encodeURIComponent(id)}`;
   const meta = h("p", { class: "meta", id: "session-meta" });
   const streamStatus = h("span", { id: "stream-status", class: "badge" }, "idle");
-  const from = h("input", { id: "resume-from", inputmode: "numeric", placeholder: "event id (empty: start)", size: 14 });
+  const from = h("input", { id: "resume-from", inputmode: "numeric", placeholder: "event id", title: "empty: from the start", size: 10 });
   const connect = h("button", { type: "button", id: "connect" }, "Connect");
   const disconnect = h("button", { type: "button", id: "disconnect" }, "Disconnect");
   const history = h("button", { type: "button", id: "history" }, "Load stored history");
