@@ -89,7 +89,12 @@ export function openStream(id, from, on) {
             } catch {
               data = { raw: ev.data };
             }
-            on.event({ id: ev.id, event: ev.event, data });
+            try {
+              on.event({ id: ev.id, event: ev.event, data });
+            } catch (e) {
+              // One event the page cannot show must not stall the stream (nor replay forever).
+              console.error(`rendering event ${ev.id}:`, e);
+            }
             if (ev.event === "done") done = true;
           }
         }

@@ -3,8 +3,8 @@
 //! (pinned in `tests/js/package-lock.json`, installed by the JS client tests' `npm ci`)
 //! through sign-in, a session created and answered from the page, a permission race lost in
 //! a second tab (409, "answered elsewhere"), the decision's story in the audit view and its
-//! CSV/JSON export, hostile event content shown as text with no dialog, and a wrong token's
-//! 401. Needs `/usr/bin/chromium` (`apt-get install chromium`, or `.ci/run`).
+//! CSV/JSON export, hostile event content shown as text with no dialog, a question answered
+//! from its form, and a wrong token's 401. Needs `/usr/bin/chromium` (`apt-get install chromium`, or `.ci/run`).
 //!
 //! With `AGENT_WEBKIT_CONSOLE_SCREENSHOTS=docs` the browser test also saves the README's
 //! pictures, `docs/console-session.png` and `docs/console-audit.png` (a relative directory is

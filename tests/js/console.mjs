@@ -2,7 +2,7 @@
 // operator would: sign in, create a session, watch a turn stream in, approve a permission,
 // lose the same approval in a second tab (409 → "answered elsewhere"), find that decision in
 // the audit view and export it, see hostile event content rendered as text, and be refused
-// with a wrong token. tests/it/console.rs starts the server and runs this.
+// with a wrong token; answer a question. tests/it/console.rs starts the server and runs this.
 //
 // Environment: AGENT_WEBKIT_URL, AGENT_WEBKIT_TOKEN, AGENT_WEBKIT_ADMIN_TOKEN, CONSOLE_SCRATCH
 // (a directory for the browser profile, downloads and failure screenshots) and optionally
@@ -277,12 +277,37 @@ async function hostileContent() {
   seen.hostile = view;
 }
 
+async function question() {
+  const page = pages["session-1"];
+  await page.evaluate(() => (location.hash = "#/sessions"));
+  await page.type('#new-session input[name="fixture"]', "ask_user_question");
+  await page.click("#create-session");
+  await page.waitForFunction(() => location.hash.startsWith("#/session/"), { timeout: WAIT, polling: 100 });
+  const id = await page.evaluate(() => decodeURIComponent(location.hash.slice("#/session/".length)));
+  await waitText(page, "#stream-status", "live");
+  await page.type("#message", "ask me");
+  await page.click("#send");
+  const q = `${prompt("tu_q")}[data-state="pending"]`;
+  await page.waitForSelector(q);
+  await waitText(page, `${q} legend`, "Pick a color");
+  await page.click(`${q} input[value="blue"]`);
+  await page.click(`${q} button.answer`);
+  await page.waitForSelector(`${prompt("tu_q")}[data-state="resolved"]`);
+  await waitText(page, "#timeline li.assistant .text", "You picked a color.");
+  // What the console sent: answers keyed by question text.
+  const res = await fetch(`${base}/audit/inputs?session_id=${id}&type=question_response`, { headers: { authorization: `Bearer ${adminToken}` } });
+  const { inputs } = await res.json();
+  assert.deepEqual(inputs.map((i) => [i.status, i.body.answers]), [[204, { "Pick a color": "blue" }]]);
+  seen.question = inputs[0].body.answers;
+}
+
 let failed = null;
 try {
   await wrongToken();
   const id = await permissionRace();
   await audit(id);
   await hostileContent();
+  await question();
   assert.deepEqual(dialogs, [], "no dialog ever opened");
   assert.deepEqual(problems, [], "no CSP violation or page error");
 } catch (e) {
