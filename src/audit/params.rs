@@ -362,6 +362,11 @@ pub fn transcript(pairs: &[(String, String)]) -> Result<(i64, i64, Option<String
     Ok((after, p.limit()?, p.string("file")?))
 }
 
+/// `GET /hosts`: only `limit`.
+pub fn hosts(pairs: &[(String, String)]) -> Result<i64, ParamError> {
+    Pairs::new(pairs, &["limit"])?.limit()
+}
+
 /// `GET /sessions/{id}/events`: `after` (a seq, like `Last-Event-ID`) or `cursor`, `event`,
 /// `limit`. Returns (after, event, limit).
 pub fn session_events(

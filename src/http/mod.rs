@@ -3,8 +3,10 @@
 
 mod audit;
 pub mod conn;
+pub mod console;
 mod health;
 mod history;
+mod hosts;
 mod hyper_conn;
 mod input;
 pub mod limits;
@@ -40,6 +42,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::scrape))
+        .route("/hosts", get(hosts::list))
+        .route("/console", get(console::index))
+        .route("/console/", get(console::index))
+        .route("/console/assets/{name}", get(console::asset))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         // After every route: it applies to the routes registered before it. axum adds `Allow`.
         .method_not_allowed_fallback(method_not_allowed)

@@ -5,6 +5,7 @@
 //! - [`events`]: reads of the event log (ring refill, resume pages, retention bounds).
 //! - [`inputs`]: the record of every inbound message and the state of user turns.
 //! - [`hosts`]: this process's host row, its advisory lock and heartbeat.
+//! - [`hosts_view`]: every host as an operator sees it (liveness, lease age, sessions owned).
 //! - [`audit`]: history and audit reads (keyset pages over the indexes of V2), built with
 //!   [`query`].
 //! - [`retention`]: background removal of old events, in batches.
@@ -18,6 +19,7 @@
 pub mod audit;
 pub mod events;
 pub mod hosts;
+pub mod hosts_view;
 pub mod inputs;
 pub mod pressure;
 pub mod query;

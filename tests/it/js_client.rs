@@ -14,31 +14,37 @@ use tokio::process::Command;
 
 const NODE_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn js_dir() -> PathBuf {
+pub fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")
 }
 
-/// The packages the scripts import; a missing one means `npm ci` has not run (or is stale).
-const PACKAGES: [&str; 4] = [
-    "@agent-webkit/core",
-    "@agent-webkit/react",
-    "react",
-    "react-test-renderer",
-];
-
 /// Installs once per test process: the tests run concurrently, and two `npm ci` in one
 /// directory would delete each other's files.
-async fn ensure_installed(dir: &Path) {
+pub async fn ensure_installed(dir: &Path) {
     static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     INSTALLED.get_or_init(|| install(dir)).await;
 }
 
+/// Whether `node_modules` holds every package `package.json` pins, at that exact version: a
+/// missing one means `npm ci` has not run, a different version that the pins moved on.
+fn installed(dir: &Path) -> bool {
+    let read = |p: PathBuf| -> Option<serde_json::Value> {
+        serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+    };
+    let Some(manifest) = read(dir.join("package.json")) else {
+        return false;
+    };
+    let Some(pins) = manifest["dependencies"].as_object() else {
+        return false;
+    };
+    pins.iter().all(|(name, version)| {
+        read(dir.join("node_modules").join(name).join("package.json"))
+            .is_some_and(|p| p["version"] == *version)
+    })
+}
+
 async fn install(dir: &Path) {
-    let modules = dir.join("node_modules");
-    if PACKAGES
-        .iter()
-        .all(|p| modules.join(p).join("package.json").is_file())
-    {
+    if installed(dir) {
         return;
     }
     let out = tokio::time::timeout(
@@ -56,6 +62,7 @@ async fn install(dir: &Path) {
         "npm ci failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(installed(dir), "npm ci did not install the pinned packages");
 }
 
 /// Runs `tests/js/<script>` against a fresh server; returns its JSON report.

@@ -8,6 +8,7 @@ mod bad_input;
 mod bench;
 mod claude;
 mod connections;
+mod console;
 mod durability;
 mod failover;
 mod fencing;

@@ -1,0 +1,28 @@
+//! `GET /hosts`, for admins: every host's liveness, lease age and sessions owned, so an
+//! operator (and the console's Hosts page) sees the fleet without `psql`. Admin-only like the
+//! audit log: host names and counts describe every principal's sessions.
+
+use super::query_pairs;
+use crate::app::AppState;
+use crate::audit::params;
+use crate::auth::Admin;
+use crate::error::ApiError;
+use crate::store::hosts_view;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::Json;
+use serde_json::{json, Value};
+
+/// `GET /hosts?limit=`: live hosts first, then the newest.
+pub async fn list(
+    State(app): State<AppState>,
+    _: Admin,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = params::hosts(&query_pairs(query)?)?;
+    let store = &app.registry.deps.store;
+    let hosts = hosts_view::list(store, app.config.lease, limit).await?;
+    Ok(Json(
+        json!({ "hosts": hosts, "lease_secs": app.config.lease.as_secs_f64() }),
+    ))
+}
