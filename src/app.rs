@@ -60,6 +60,12 @@ pub async fn run(
         Writer::spawn_with(store.clone(), host_id, background.clone(), metrics.clone());
     crate::store::retention::spawn(&store, &config, background.clone());
     let streams = CancellationToken::new();
+    let hub = Arc::new(crate::store::listen::Hub::default());
+    tokio::spawn(crate::store::listen::run(
+        store.clone(),
+        hub.clone(),
+        background.clone(),
+    ));
     let deps = Arc::new(Deps {
         store: store.clone(),
         writer,
@@ -70,7 +76,6 @@ pub async fn run(
         keepalive: config.keepalive,
         ownership: Ownership {
             lease: config.lease,
-            handover_timeout: config.handover_timeout,
             check_interval: config.ownership_check,
         },
         shutdown: streams.clone(),
@@ -78,6 +83,7 @@ pub async fn run(
         last_heartbeat,
         live: AtomicUsize::new(0),
         metrics: metrics.clone(),
+        hub,
         max_subscribers: config.max_subscribers_per_session,
         sse_buffer_bytes: config.sse_buffer_bytes,
     });

@@ -179,10 +179,6 @@ pub struct ServeArgs {
     #[arg(long, env = "AGENT_WEBKIT_LEASE", default_value = "10s", value_parser = parse_duration)]
     pub lease: Duration,
 
-    /// How long a request waits for another live host to hand a session over.
-    #[arg(long, env = "AGENT_WEBKIT_HANDOVER_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
-    pub handover_timeout: Duration,
-
     /// How often a host checks that it still owns the sessions it serves.
     #[arg(long, env = "AGENT_WEBKIT_OWNERSHIP_CHECK", default_value = "250ms", value_parser = parse_duration)]
     pub ownership_check: Duration,
@@ -389,7 +385,6 @@ pub struct Config {
     pub host_name: String,
     pub drain_timeout: Duration,
     pub lease: Duration,
-    pub handover_timeout: Duration,
     pub ownership_check: Duration,
 }
 
@@ -427,7 +422,6 @@ impl Config {
             host_name: default_host_name(),
             drain_timeout: Duration::from_secs(30),
             lease: Duration::from_secs(10),
-            handover_timeout: Duration::from_secs(5),
             ownership_check: Duration::from_millis(250),
         }
     }
@@ -460,7 +454,6 @@ impl Config {
             retention_batch: args.retention_batch as usize,
             drain_timeout: args.drain_timeout,
             lease: args.lease,
-            handover_timeout: args.handover_timeout,
             ownership_check: args.ownership_check,
             ..Config::new(database_url, auth)
         }

@@ -26,13 +26,17 @@ pub async fn input(
     {
         tracing::Span::current().record("correlation_id", correlation_id.as_str());
     }
-    let session = match app.registry.lookup(id, &principal).await? {
-        Lookup::Live(session) => session,
-        Lookup::Closed { .. } => return Err(SessionError::Closed.into()),
-    };
+    let registry = app.registry.clone();
     // Recording the input and queueing it happen together or not at all: in a task of their
-    // own, so a request timeout or a client that hangs up cannot cut between the two.
-    let accept = async move { session.input(message, &value, &principal).await };
+    // own, so a request timeout or a client that hangs up cannot cut between the two. On a
+    // host that does not own the session it is recorded for the owner (`session::forward`).
+    let accept = async move {
+        match registry.lookup(id, &principal).await? {
+            Lookup::Live(session) => session.input(message, &value, &principal).await,
+            Lookup::Closed { .. } => Err(SessionError::Closed),
+            Lookup::Elsewhere { .. } => registry.forward(id, &principal, message, &value).await,
+        }
+    };
     tokio::spawn(accept.instrument(tracing::Span::current()))
         .await
         .map_err(|e| {

@@ -25,6 +25,8 @@ pub async fn stream(
     let (log, closed_last) = match app.registry.lookup(id, &principal).await? {
         Lookup::Live(session) => (Some(session.log.clone()), 0),
         Lookup::Closed { last_seq } => (None, last_seq),
+        // Another live host owns it: followed from the table (`session::follow`).
+        Lookup::Elsewhere { .. } => (Some(app.registry.follow(id, &principal).await?), 0),
     };
     let subscription = Subscription::open(&app.registry.deps, id, log, closed_last, after).await?;
     let body = match handoff {

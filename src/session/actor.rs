@@ -11,6 +11,7 @@
 //! lazily, at the first turn: rehydrating a session to serve a stream costs no agent process.
 
 use super::cost::CostMeter;
+use super::inbound::{self, Inbound};
 use super::log::EventLog;
 use super::translate::{self, WireEvent};
 use super::{ControlMsg, Deps, PendingAsk, PendingAsks, QueuedTurn, Session};
@@ -21,9 +22,9 @@ use crate::frame::{names, Encoder};
 use crate::metrics::EvictReason;
 use crate::store::inputs::{self, TurnState};
 use crate::store::sessions::{self, Claimed};
-use crate::store::transcripts;
 use crate::store::writer::{Append, CommitSink};
 use crate::store::StoreError;
+use crate::store::{forward, transcripts};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -75,6 +76,8 @@ struct Actor {
     session_span: tracing::Span,
     /// Seq of the running turn's first event.
     turn_first_seq: u64,
+    /// User messages other hosts recorded for this session (`forward`), waiting for a turn.
+    forwarded_turns: std::collections::VecDeque<QueuedTurn>,
 }
 
 /// Starts the task of a session this host has just claimed.
@@ -133,14 +136,17 @@ pub(crate) fn spawn(deps: Arc<Deps>, id: Uuid, principal: &str, claimed: Claimed
         turn_span: tracing::Span::none(),
         session_span: session_span.clone(),
         turn_first_seq: 0,
+        forwarded_turns: Default::default(),
     };
+    // Watched before the task starts: an input forwarded right after the claim is not missed.
+    let inbox = deps.hub.watch_inputs(id);
     deps.live.fetch_add(1, Ordering::Relaxed);
     let lost: Vec<i64> = lost.into_iter().map(|t| t.input_id).collect();
     let done = stopped.clone();
     let task_deps = deps.clone();
     tokio::spawn(
         async move {
-            actor.run(lost, turns_rx, control_rx).await;
+            actor.run(lost, turns_rx, control_rx, inbox).await;
             task_deps.live.fetch_sub(1, Ordering::Relaxed);
             done.cancel();
         }
@@ -166,14 +172,25 @@ impl Actor {
         lost_turns: Vec<i64>,
         mut turns: mpsc::Receiver<QueuedTurn>,
         mut control: mpsc::Receiver<ControlMsg>,
+        mut inbox: tokio::sync::watch::Receiver<u64>,
     ) {
         for input_id in lost_turns {
             self.report_lost_turn(input_id).await;
         }
         let gone = self.log.gone.clone();
+        let mut exit = self.on_inbox().await;
         let exit = loop {
+            if let Some(exit) = exit.take() {
+                break exit;
+            }
             if self.handing_over && self.turn.is_none() {
                 break Exit::Release;
+            }
+            if self.turn.is_none() && !self.handing_over {
+                if let Some(turn) = self.forwarded_turns.pop_front() {
+                    self.start_turn(turn).await;
+                    continue;
+                }
             }
             tokio::select! {
                 biased;
@@ -205,9 +222,60 @@ impl Actor {
                 Some(turn) = turns.recv(), if self.turn.is_none() && !self.handing_over => {
                     self.start_turn(turn).await
                 }
+                Ok(()) = inbox.changed() => exit = self.on_inbox().await,
             }
         };
         self.finish(exit).await;
+    }
+
+    /// Acts on the inputs other hosts recorded for this session (`session::forward`), in the
+    /// order they were recorded. Returns how to exit when one of them is a `DELETE`.
+    async fn on_inbox(&mut self) -> Option<Exit> {
+        let holder = (self.deps.host_id, self.epoch);
+        let taken = match forward::take(&self.deps.store, self.id, holder).await {
+            Ok(taken) => taken,
+            Err(e) => {
+                // Left undelivered: the next notification, or the next owner, takes them.
+                tracing::warn!(session_id = %self.id, error = %e, "forwarded inputs not taken");
+                return None;
+            }
+        };
+        for input in taken {
+            if input.kind == "delete" {
+                let (ack, _) = oneshot::channel();
+                return Some(Exit::Close(ack));
+            }
+            let Ok((inbound, _)) = inbound::parse(input.body.to_string().as_bytes()) else {
+                tracing::warn!(session_id = %self.id, input_id = input.id, "forwarded input unreadable");
+                continue;
+            };
+            match inbound {
+                Inbound::UserMessage { content } => self.forwarded_turns.push_back(QueuedTurn {
+                    input_id: input.id,
+                    content,
+                    span: tracing::Span::none(),
+                }),
+                Inbound::Control(control) => self.on_control(control).await,
+                reply => {
+                    let Some((correlation_id, decision)) = super::forward::decision(&reply) else {
+                        continue;
+                    };
+                    let ask = self.pending_asks().remove(correlation_id);
+                    match ask {
+                        Some(ask) => {
+                            // As on this host: the `*_resolved` event before what it causes.
+                            self.append(vec![translate::resolved(correlation_id, &decision)])
+                                .await;
+                            let _ = ask.reply.send(decision);
+                        }
+                        None => {
+                            tracing::debug!(session_id = %self.id, correlation_id, "forwarded reply found no pending request")
+                        }
+                    }
+                }
+            }
+        }
+        None
     }
 
     async fn start_turn(&mut self, turn: QueuedTurn) {

@@ -7,9 +7,13 @@
 //! - [`translate`]: agent messages → wire events.
 //! - [`cost`]: the session's cost from the agents' running totals.
 //! - [`inbound`]: parsing and validating `POST /input` bodies.
+//! - [`follow`]: streams of sessions another host owns, followed from the table.
+//! - [`forward`]: inputs for sessions another host owns, recorded for it to pick up.
 
 pub mod actor;
 mod cost;
+pub mod follow;
+pub mod forward;
 pub mod inbound;
 pub mod log;
 pub mod registry;
@@ -86,6 +90,8 @@ pub struct Deps {
     /// Sessions running on this host.
     pub live: AtomicUsize,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Other hosts' commits and forwarded inputs (`store::listen`).
+    pub hub: Arc<crate::store::listen::Hub>,
     /// Open streams per session beyond which a new one is `429`.
     pub max_subscribers: usize,
     /// Most bytes a subscriber takes at once (ring chunk or Postgres page).
@@ -98,8 +104,6 @@ pub struct Ownership {
     /// A host that has not written its heartbeat for this long is dead to the others, and
     /// stops serving its sessions itself.
     pub lease: Duration,
-    /// How long a request waits for another live host to hand a session over.
-    pub handover_timeout: Duration,
     /// How often a host compares the sessions it holds with what the rows say it owns.
     pub check_interval: Duration,
 }
@@ -291,7 +295,15 @@ impl Session {
                 Ok(())
             }
             // Another host recorded a decision first (the unique index): a loser like any other.
-            Err(StoreError::Conflict(_)) => Err(self.lost_decision(correlation_id, base).await),
+            // The request stays parked: the winner's reply reaches it through Postgres
+            // (`forward`), and the session must still be able to hand it over.
+            Err(StoreError::Conflict(_)) => {
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(correlation_id.to_owned(), ask);
+                Err(self.lost_decision(correlation_id, base).await)
+            }
             Err(e) => {
                 // Not recorded, so not accepted: put it back for a retry.
                 self.pending

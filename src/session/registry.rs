@@ -25,12 +25,19 @@ pub enum Lookup {
     Closed {
         last_seq: u64,
     },
+    /// Another live host owns it: streams follow it, inputs are forwarded (`follow`,
+    /// `forward`). Ownership moves only when the owner is gone.
+    Elsewhere {
+        owner: i32,
+    },
 }
 
 pub struct Registry {
     pub deps: Arc<Deps>,
     slots: Mutex<HashMap<Uuid, Slot>>,
     max_sessions: Option<usize>,
+    /// Follower logs of sessions other hosts own (`follow`).
+    pub(crate) followers: Mutex<HashMap<Uuid, std::sync::Weak<super::log::EventLog>>>,
 }
 
 impl Registry {
@@ -39,6 +46,7 @@ impl Registry {
             deps,
             slots: Mutex::default(),
             max_sessions,
+            followers: Mutex::default(),
         }
     }
 
@@ -106,14 +114,14 @@ impl Registry {
                 Ok(Lookup::Live(session))
             }
             Claim::Closed { last_seq } => Ok(Lookup::Closed { last_seq }),
-            Claim::OwnedElsewhere => Err(SessionError::OwnedElsewhere),
+            Claim::OwnedElsewhere { owner } => Ok(Lookup::Elsewhere { owner }),
             Claim::NotFound => Err(SessionError::NotFound),
         }
     }
 
-    /// Claims a session; if a live host holds it, asks that host to hand it over at its next
-    /// turn boundary and waits (bounded) for it to let go. The load balancer sent the request
-    /// here, so this is where the session should live now.
+    /// Claims a session when it is unowned, ours, or its owner is dead, draining or past its
+    /// lease; a live owner keeps it (`Claim::OwnedElsewhere`): a request landing on another
+    /// host no longer moves a session, it is followed or forwarded instead.
     async fn claim(&self, id: Uuid, principal: &str) -> Result<Claim, SessionError> {
         let deps = &self.deps;
         // A host whose own lease ran out ends every session it holds at its next ownership
@@ -124,34 +132,23 @@ impl Registry {
                     .into(),
             )));
         }
-        let deadline = tokio::time::Instant::now() + deps.ownership.handover_timeout;
-        let mut asked = false;
-        loop {
-            let claim = sessions::claim(
-                &deps.store,
-                id,
-                deps.host_id,
-                principal,
-                deps.ring_size,
-                deps.ownership.lease,
-            )
-            .await?;
-            if !matches!(claim, Claim::OwnedElsewhere) || tokio::time::Instant::now() >= deadline {
-                return Ok(claim);
-            }
-            if !asked {
-                asked = sessions::request_handover(&deps.store, id, deps.host_id).await?;
-                tracing::info!(session_id = %id, "session held by another live host: handover requested");
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        Ok(sessions::claim(
+            &deps.store,
+            id,
+            deps.host_id,
+            principal,
+            deps.ring_size,
+            deps.ownership.lease,
+        )
+        .await?)
     }
 
     /// `DELETE`: closes a session; closing a closed one is harmless. Idempotent under
     /// concurrency: a `DELETE` that finds the session already stopping (another `DELETE`, an
     /// eviction) waits for it to stop and looks again, so every caller gets `204` once `done`
-    /// is committed.
-    pub async fn close(&self, id: Uuid, principal: &str) -> Result<(), SessionError> {
+    /// is committed. On a host that does not own the session, the owner is asked through
+    /// Postgres and the answer waits for `done` in the table.
+    pub async fn close(self: &Arc<Self>, id: Uuid, principal: &str) -> Result<(), SessionError> {
         for _ in 0..3 {
             match self.lookup(id, principal).await? {
                 Lookup::Live(session) => match session.close().await {
@@ -159,9 +156,41 @@ impl Registry {
                     other => return other,
                 },
                 Lookup::Closed { .. } => return Ok(()),
+                Lookup::Elsewhere { owner } => {
+                    match super::forward::close(self, id, owner, principal).await {
+                        Err(SessionError::OwnedElsewhere) => continue,
+                        other => return other,
+                    }
+                }
             }
         }
         Err(SessionError::Stopping)
+    }
+
+    /// An input for a session another live host owns (`forward`); if the owner let go in the
+    /// meantime, the session is looked up again (and claimed here, or forwarded to its new owner).
+    pub async fn forward(
+        self: &Arc<Self>,
+        id: Uuid,
+        principal: &str,
+        inbound: super::inbound::Inbound,
+        body: &serde_json::Value,
+    ) -> Result<(), SessionError> {
+        for _ in 0..3 {
+            match self.lookup(id, principal).await? {
+                Lookup::Live(session) => return session.input(inbound, body, principal).await,
+                Lookup::Closed { .. } => return Err(SessionError::Closed),
+                Lookup::Elsewhere { owner } => {
+                    match super::forward::input(&self.deps, id, owner, &inbound, body, principal)
+                        .await
+                    {
+                        Err(SessionError::OwnedElsewhere) => continue,
+                        other => return other,
+                    }
+                }
+            }
+        }
+        Err(SessionError::OwnedElsewhere)
     }
 
     fn slot(&self, id: Uuid) -> Slot {
@@ -297,20 +326,18 @@ impl Registry {
         self.beat_age() > self.deps.ownership.lease
     }
 
-    /// Releases rows this host owns in the table but holds nowhere in memory, once another
-    /// host has asked for them. That happens when a session ended here without its release
-    /// being written: its lease ran out while Postgres was away (every session ends then, and
-    /// the release cannot be written), or the release gave up. This host is alive, so no one
-    /// may take the row over, and no session task of ours is left to hand it over: without this
-    /// the session stays unreachable (a drill saw every request wait for a handover forever).
-    /// A slot that is busy (a claim in progress) counts as held.
+    /// Releases rows this host owns in the table but holds nowhere in memory. That happens
+    /// when a session ended here without its release being written: its lease ran out while
+    /// Postgres was away (every session ends then, and the release cannot be written), or the
+    /// release gave up. This host is alive, so no one may take the row over, and other hosts
+    /// forward its inputs here: without this the session stays unreachable. A slot that is
+    /// busy (a claim in progress) counts as held.
     async fn release_orphans(&self, owned: &[sessions::Owned]) {
-        let asked: Vec<&sessions::Owned> = owned.iter().filter(|o| o.handover_requested).collect();
-        if asked.is_empty() {
+        if owned.is_empty() {
             return;
         }
         let in_memory = self.ids_in_memory();
-        for o in asked.into_iter().filter(|o| !in_memory.contains(&o.id)) {
+        for o in owned.iter().filter(|o| !in_memory.contains(&o.id)) {
             let released =
                 sessions::release_orphan(&self.deps.store, o.id, self.deps.host_id, o.epoch).await;
             match released {

@@ -50,6 +50,35 @@ pub async fn read_page(
     }))
 }
 
+/// Up to `limit` events after `after`, as frames (a follower catching up: `session::follow`).
+/// Byte for byte the owner's frames: `data` is stored verbatim.
+pub async fn after(
+    store: &Store,
+    session_id: Uuid,
+    after: u64,
+    limit: i64,
+) -> Result<Vec<Frame>, StoreError> {
+    let client = store.client().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT seq, event, data::text FROM events \
+             WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .await?;
+    let rows = client
+        .query(&stmt, &[&session_id, &(after as i64), &limit])
+        .await?;
+    let frames: Vec<Frame> = rows
+        .iter()
+        .map(|r| {
+            let seq: i64 = r.get(0);
+            Frame::encode(seq as u64, names::intern(r.get(1)), r.get(2))
+        })
+        .collect();
+    Store::recycle(client, frames.iter().map(|f| f.bytes.len()).sum());
+    Ok(frames)
+}
+
 /// The oldest seq still stored for a session (retention may have removed earlier ones).
 pub async fn first_seq(store: &Store, session_id: Uuid) -> Result<Option<u64>, StoreError> {
     let client = store.client().await?;

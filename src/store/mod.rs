@@ -4,6 +4,8 @@
 //! - [`sessions`]: session rows, claiming (fencing by epoch), release, close.
 //! - [`events`]: reads of the event log (ring refill, resume pages, retention bounds).
 //! - [`inputs`]: the record of every inbound message and the state of user turns.
+//! - [`forward`]: inputs a non-owner takes, recorded for the owner to pick up.
+//! - [`listen`]: the host's `LISTEN` connection: other hosts' commits and forwarded inputs.
 //! - [`hosts`]: this process's host row, its advisory lock and heartbeat.
 //! - [`hosts_view`]: every host as an operator sees it (liveness, lease age, sessions owned).
 //! - [`audit`]: history and audit reads (keyset pages over the indexes of V2), built with
@@ -18,9 +20,11 @@
 
 pub mod audit;
 pub mod events;
+pub mod forward;
 pub mod hosts;
 pub mod hosts_view;
 pub mod inputs;
+pub mod listen;
 pub mod pressure;
 pub mod query;
 pub mod retention;

@@ -47,7 +47,10 @@ pub enum Claim {
         last_seq: u64,
     },
     /// A live host holds it.
-    OwnedElsewhere,
+    /// A live host (`owner`) holds it: serve it from there (follow, forward).
+    OwnedElsewhere {
+        owner: i32,
+    },
     NotFound,
 }
 
@@ -112,7 +115,7 @@ pub async fn claim(
     let Some(row) = claimed else {
         let row = tx
             .query_opt(
-                "SELECT status, principal, last_seq FROM sessions WHERE id = $1",
+                "SELECT status, principal, last_seq, owner FROM sessions WHERE id = $1",
                 &[&id],
             )
             .await?;
@@ -128,12 +131,21 @@ pub async fn claim(
             let last_seq = (row.get::<_, i64>(2) as u64).max(events::max_seq(&tx, id).await?);
             return Ok(Claim::Closed { last_seq });
         }
-        return Ok(Claim::OwnedElsewhere);
+        return Ok(Claim::OwnedElsewhere {
+            owner: row.get::<_, Option<i32>>(3).unwrap_or_default(),
+        });
     };
     let stored_last: i64 = row.get("last_seq");
     let last_seq = (stored_last as u64).max(events::max_seq(&tx, id).await?);
     let tail = events::tail(&tx, id, last_seq, ring_size).await?;
     let transcript_seq = super::transcripts::max_seq(&tx, id).await?;
+    // Inputs other hosts recorded for the previous owner: user messages are re-queued below
+    // (turn_state), controls and decisions were for an agent that is gone.
+    tx.execute(
+        "UPDATE inputs SET delivered = true WHERE session_id = $1 AND NOT delivered",
+        &[&id],
+    )
+    .await?;
     let open_turns = tx
         .query(
             "SELECT id, body -> 'content', turn_state = 'running' FROM inputs \
@@ -163,6 +175,27 @@ pub async fn claim(
         tail,
         open_turns,
     })))
+}
+
+/// Whether a session's owner is gone (none, dead, released, past its lease) while work waits
+/// for it (a turn queued or running): a follower then claims it (`session::follow`).
+pub async fn orphaned_with_work(
+    store: &Store,
+    id: Uuid,
+    lease: std::time::Duration,
+) -> Result<bool, StoreError> {
+    let client = store.client().await?;
+    let row = client
+        .query_opt(
+            "SELECT s.status <> 'closed' \
+                AND (s.owner IS NULL OR NOT host_alive(s.owner, make_interval(secs => $2))) \
+                AND EXISTS (SELECT 1 FROM inputs i WHERE i.session_id = s.id \
+                            AND i.turn_state IN ('queued', 'running')) \
+             FROM sessions s WHERE s.id = $1",
+            &[&id, &lease.as_secs_f64()],
+        )
+        .await?;
+    Ok(row.is_some_and(|r| r.get(0)))
 }
 
 /// What a principal may know of a session without claiming it (used when this host cannot

@@ -154,29 +154,39 @@ async fn a_paused_owner_is_fenced_and_ends_its_streams() {
 
     let (victim, victim_sessions) = busiest_host(&client).await;
     fleet.host(&victim).signal("STOP");
-    // Requests for its sessions now reach other hosts (HAProxy marks it down), which take
-    // them over once its lease has expired. A request that went to the paused host before
-    // that hangs with it: a probe gives up after a second and asks again.
+    // Requests for its sessions now reach other hosts (HAProxy marks it down). They follow the
+    // sessions without claiming them while the paused owner's lease runs; once it has expired,
+    // a follower claims each session with a turn in flight (work waits for it). A request that
+    // went to the paused host before that hangs with it: a probe gives up after a second and
+    // asks again, and keeps its stream open so the follower stays.
     let probes = victim_sessions.iter().map(|id| {
         let (lb, id) = (lb.clone(), id.clone());
         tokio::spawn(async move {
             loop {
                 let attempt = tokio::time::timeout(Duration::from_secs(1), lb.stream(&id, None));
-                if let Ok(Ok(_)) = attempt.await {
-                    return;
+                if let Ok(Ok(stream)) = attempt.await {
+                    return stream;
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
     });
-    futures::future::join_all(probes).await;
-    let now = owners(&client).await;
-    for id in &victim_sessions {
-        assert_ne!(
-            now.get(id),
-            Some(&victim),
-            "session {id} still owned by the paused host"
+    let _followers = futures::future::join_all(probes).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = owners(&client).await;
+        let still: Vec<_> = victim_sessions
+            .iter()
+            .filter(|id| now.get(*id) == Some(&victim))
+            .collect();
+        if still.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sessions {still:?} still owned by the paused host"
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let events_before: i64 = client
         .query_one("SELECT count(*) FROM events", &[])
@@ -309,8 +319,11 @@ async fn drill_probe_status(lb: &crate::support::Api) -> u16 {
     }
 }
 
+/// Any load balancer (issue 14): a stream and an input landing on a host that does not own the
+/// session are served there — the stream follows the owner's commits, the input is forwarded —
+/// and the session does not move: the owner's stream goes on, and both see the same events.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_session_moves_to_the_host_the_balancer_picks_at_a_turn_boundary() {
+async fn a_request_on_another_host_is_served_there_and_the_session_stays() {
     let db = TestDb::new().await;
     let fixtures = drill_fixtures();
     let fleet = Fleet::start(&db.url, Some(&fixtures)).await;
@@ -320,15 +333,29 @@ async fn a_session_moves_to_the_host_the_balancer_picks_at_a_turn_boundary() {
     a.say(&id, "turn 0").await;
     on_a.until("message_complete").await; // a turn is running on host a
 
-    // A request for the session lands on host b: it gets its stream once a lets go at the end
-    // of the turn, and the turn is not lost.
     let mut on_b = b.stream(&id, None).await.unwrap();
-    let events = on_b.until("result").await;
-    assert_eq!(events.last().unwrap().data["subtype"], "success");
-    assert!(!names(&events).contains(&"error"));
-    // a ended its stream so its client reconnects through the balancer.
-    let rest = on_a.rest().await;
-    assert!(!names(&rest).contains(&"done"));
+    let from_b = on_b.until("result").await;
+    assert_eq!(from_b.last().unwrap().data["subtype"], "success");
+    assert!(!names(&from_b).contains(&"error"));
+    // The next turn is sent to b, which forwards it to a.
+    b.say(&id, "turn 1").await;
+    let more_b = on_b.until("result").await;
+    let mut all_a = on_a.until("result").await;
+    all_a.extend(on_a.until("result").await);
+    let mut all_b = from_b;
+    all_b.extend(more_b);
+    // Same events, same ids, same bytes on both hosts: b's follower stream has everything
+    // from id 1, and every frame a's stream got is byte for byte b's frame of that id.
+    crate::support::sse::assert_contiguous(&all_b, 1);
+    assert_eq!(all_a.last().unwrap().id, all_b.last().unwrap().id);
+    for e in &all_a {
+        let twin = &all_b[(e.id - 1) as usize];
+        assert!(
+            twin.raw == e.raw,
+            "frame {} differs between the hosts",
+            e.id
+        );
+    }
     let client = db.client().await;
     let owner: String = client
         .query_one(
@@ -338,19 +365,13 @@ async fn a_session_moves_to_the_host_the_balancer_picks_at_a_turn_boundary() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(owner, fleet.hosts[1].name);
-    // And it keeps working there.
-    b.say(&id, "turn 1").await;
-    assert_eq!(
-        on_b.until("result").await.last().unwrap().data["subtype"],
-        "success"
-    );
+    assert_eq!(owner, fleet.hosts[0].name, "the session moved");
 }
 
 /// A live host whose row still names it as a session's owner, though the session ended there
-/// without a release (its lease ran out while Postgres was away, say), lets the row go when
-/// another host asks for it, instead of leaving the session unreachable behind a handover that
-/// no session task of its own would ever perform. Two hosts in this process, one database.
+/// without a release (its lease ran out while Postgres was away, say), lets the row go, instead
+/// of leaving the session unreachable behind inputs forwarded to it that no session task of its
+/// own would ever pick up. Two hosts in this process, one database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_host_releases_a_session_it_no_longer_holds() {
     use crate::support::TestServer;
@@ -360,7 +381,6 @@ async fn a_live_host_releases_a_session_it_no_longer_holds() {
     let a = TestServer::start_with(config).await;
     let mut config = TestServer::config(&db);
     config.host_name = "b".into();
-    config.handover_timeout = Duration::from_secs(10);
     let b = TestServer::start_with(config).await;
     let id = a.api.create("plain_qa").await;
     // The row says a owns it, as a claim does, but a holds no session for it.
@@ -374,13 +394,25 @@ async fn a_live_host_releases_a_session_it_no_longer_holds() {
         .await
         .unwrap();
     assert_eq!(n, 1);
-    // b is asked for it: it requests a handover, a lets the row go, b claims it.
+    // b serves its stream as a follower and takes its input for a; a, which holds nothing for
+    // it, lets the row go, and b's follower claims it since work waits: the turn runs on b.
     let mut stream = b
         .api
         .stream(&id, None)
         .await
-        .expect("b never got the session");
+        .expect("b does not serve the session");
     assert_eq!(stream.next().await.unwrap().event, "session_ready");
+    assert_eq!(
+        b.api
+            .input(
+                &id,
+                serde_json::json!({"type": "user_message", "content": "hi"})
+            )
+            .await,
+        204
+    );
+    let events = stream.until("result").await;
+    assert_eq!(events.last().unwrap().data["subtype"], "success");
     let owner: String = client
         .query_one(
             "SELECT h.name FROM sessions s JOIN hosts h ON h.id = s.owner \

@@ -24,5 +24,13 @@ WITH owned AS (
     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[]) AS e(session_id, seq, event, data)
     WHERE e.session_id IN (SELECT id FROM owned)
     /*RETRY*/
-)/*TRANSCRIPT*/
-SELECT id FROM owned
+)/*TRANSCRIPT*/, notified AS (
+    -- One notification per stored session with its newest seq, for the hosts that follow it
+    -- (store/listen.rs). Inside the statement's transaction: delivered only after the commit.
+    SELECT pg_notify('awk_events', e.session_id::text || ' ' || max(e.seq))
+    FROM unnest($1::uuid[], $2::int8[]) AS e(session_id, seq)
+    WHERE e.session_id IN (SELECT id FROM owned)
+    GROUP BY e.session_id
+)
+-- The scalar subquery runs `notified` once (a CTE that is not referenced is never run).
+SELECT id FROM owned WHERE (SELECT count(*) FROM notified) >= 0
