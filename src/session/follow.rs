@@ -50,6 +50,8 @@ impl Registry {
         let last = events::max_seq(&client, id).await?;
         let tail = events::tail(&client, id, last, self.deps.ring_size).await?;
         drop(client);
+        // The owner keeps committing: the tail may reach past the `last` read just before it.
+        let last = tail.last().map_or(last, |f| f.seq.max(last));
         let mut followers = self.followers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(log) = followers.get(&id).and_then(|w| w.upgrade()) {
             if !log.gone.is_cancelled() {

@@ -2,7 +2,7 @@
 //! paused, drained and restarted, Postgres restarted. Invariants 1, 2, 4, 5 and 6 across hosts.
 
 use crate::support::drill::{self, scenario};
-use crate::support::fleet::{free_port, Fleet};
+use crate::support::fleet::{free_port, Balance, Fleet};
 use crate::support::sse::names;
 use crate::support::{fixtures_with, Scratch, TestDb};
 use agent_webkit_server::pg_embedded::{ClusterOptions, PgCluster};
@@ -62,11 +62,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigkill_of_an_owner_mid_turn_loses_nothing() {
+async fn sigkill_of_an_owner_mid_turn_loses_nothing_drill(balance: Balance) {
     let db = TestDb::new().await;
     let fixtures = drill_fixtures();
-    let fleet = Fleet::start(&db.url, Some(&fixtures)).await;
+    let fleet = Fleet::start_with(&db.url, Some(&fixtures), balance).await;
     let lb = fleet.lb.api();
     let client = db.client().await;
     let sessions = drill::start(&lb, &db.url, "drill", SESSIONS, TURNS).await;
@@ -141,11 +140,10 @@ async fn sigkill_of_an_owner_mid_turn_loses_nothing() {
     eprintln!("turns reported lost: {lost}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_paused_owner_is_fenced_and_ends_its_streams() {
+async fn a_paused_owner_is_fenced_and_ends_its_streams_drill(balance: Balance) {
     let db = TestDb::new().await;
     let fixtures = drill_fixtures();
-    let fleet = Fleet::start(&db.url, Some(&fixtures)).await;
+    let fleet = Fleet::start_with(&db.url, Some(&fixtures), balance).await;
     let lb = fleet.lb.api();
     let client = db.client().await;
     let sessions = drill::start(&lb, &db.url, "drill", SESSIONS, TURNS).await;
@@ -213,11 +211,10 @@ async fn a_paused_owner_is_fenced_and_ends_its_streams() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_no_error() {
+async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_no_error_drill(balance: Balance) {
     let db = TestDb::new().await;
     let fixtures = drill_fixtures();
-    let mut fleet = Fleet::start(&db.url, Some(&fixtures)).await;
+    let mut fleet = Fleet::start_with(&db.url, Some(&fixtures), balance).await;
     let lb = fleet.lb.api();
     let client = db.client().await;
     let sessions = drill::start(&lb, &db.url, "drill", SESSIONS, TURNS).await;
@@ -256,8 +253,7 @@ async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_no_error() {
     assert_eq!(lost, 0, "a turn was lost in a graceful rolling restart");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_postgres_restart_mid_stream_loses_and_duplicates_nothing() {
+async fn a_postgres_restart_mid_stream_loses_and_duplicates_nothing_drill(balance: Balance) {
     // Declared first, dropped last: after the cluster has stopped.
     let dir = Scratch::dir("awk-pg-restart-");
     let port = free_port();
@@ -270,7 +266,7 @@ async fn a_postgres_restart_mid_stream_loses_and_duplicates_nothing() {
     let cluster = PgCluster::start(options()).await.unwrap();
     let url = cluster.url("postgres");
     let fixtures = drill_fixtures();
-    let fleet = Fleet::start(&url, Some(&fixtures)).await;
+    let fleet = Fleet::start_with(&url, Some(&fixtures), balance).await;
     let lb = fleet.lb.api();
     let sessions = drill::start(&lb, &url, "drill", SESSIONS, TURNS).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -426,4 +422,78 @@ async fn a_live_host_releases_a_session_it_no_longer_holds() {
     drop(stream);
     b.stop().await;
     a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_of_an_owner_mid_turn_loses_nothing() {
+    sigkill_of_an_owner_mid_turn_loses_nothing_drill(Balance::Sticky).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_of_an_owner_mid_turn_loses_nothing_behind_round_robin() {
+    sigkill_of_an_owner_mid_turn_loses_nothing_drill(Balance::RoundRobin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_owner_is_fenced_and_ends_its_streams() {
+    a_paused_owner_is_fenced_and_ends_its_streams_drill(Balance::Sticky).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_owner_is_fenced_and_ends_its_streams_behind_round_robin() {
+    a_paused_owner_is_fenced_and_ends_its_streams_drill(Balance::RoundRobin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_no_error() {
+    a_rolling_restart_with_sigterm_loses_nothing_and_shows_no_error_drill(Balance::Sticky).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_with_sigterm_loses_nothing_and_shows_no_error_behind_round_robin() {
+    a_rolling_restart_with_sigterm_loses_nothing_and_shows_no_error_drill(Balance::RoundRobin)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgres_restart_mid_stream_loses_and_duplicates_nothing() {
+    a_postgres_restart_mid_stream_loses_and_duplicates_nothing_drill(Balance::Sticky).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgres_restart_mid_stream_loses_and_duplicates_nothing_behind_round_robin() {
+    a_postgres_restart_mid_stream_loses_and_duplicates_nothing_drill(Balance::RoundRobin).await;
+}
+
+/// Behind plain round robin, with nothing disrupted, no stream is ever ended by an ownership
+/// move: every host serves every session (followers, forwarded inputs), and every subscriber
+/// still ends with exactly the table's events (issue 14).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn round_robin_moves_no_session_and_ends_no_stream() {
+    for balance in [Balance::Sticky, Balance::RoundRobin] {
+        let db = TestDb::new().await;
+        let fixtures = drill_fixtures();
+        let fleet = Fleet::start_with(&db.url, Some(&fixtures), balance).await;
+        let lb = fleet.lb.api();
+        let started = Instant::now();
+        let sessions = drill::start(&lb, &db.url, "drill", SESSIONS, TURNS).await;
+        let report = drill::verify(&db.url, sessions).await;
+        eprintln!(
+            "{balance:?}: {} sessions, {} events, {} reconnects, {:?}",
+            report.sessions,
+            report.events,
+            report.reconnects,
+            started.elapsed()
+        );
+        report.assert_clean();
+        assert_eq!(report.reconnects, 0, "{balance:?}: streams were ended");
+        let moved: i64 = db
+            .client()
+            .await
+            .query_one("SELECT count(*) FROM events WHERE event = 'error'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(moved, 0, "{balance:?}: errors in the streams");
+    }
 }

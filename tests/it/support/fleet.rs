@@ -139,6 +139,14 @@ impl Host {
     }
 }
 
+/// How the balancer picks a host: `ops/haproxy.cfg` (sticky by session id) or
+/// `ops/haproxy-roundrobin.cfg` (any host for any request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    Sticky,
+    RoundRobin,
+}
+
 /// HAProxy from ops/haproxy.cfg, fronting three hosts.
 pub struct Balancer {
     pub port: u16,
@@ -146,10 +154,15 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    pub async fn start(hosts: &[&Host]) -> Balancer {
+    pub async fn start(hosts: &[&Host], balance: Balance) -> Balancer {
         assert_eq!(hosts.len(), 3, "ops/haproxy.cfg names three hosts");
         let port = free_port();
-        let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/ops/haproxy.cfg");
+        let cfg = match balance {
+            Balance::Sticky => concat!(env!("CARGO_MANIFEST_DIR"), "/ops/haproxy.cfg"),
+            Balance::RoundRobin => {
+                concat!(env!("CARGO_MANIFEST_DIR"), "/ops/haproxy-roundrobin.cfg")
+            }
+        };
         let child = Command::new(haproxy())
             .args(["-f", cfg, "-db"])
             .env("AWK_LISTEN", format!("127.0.0.1:{port}"))
@@ -196,13 +209,17 @@ pub struct Fleet {
 
 impl Fleet {
     pub async fn start(db_url: &str, fixtures: Option<&Path>) -> Fleet {
+        Fleet::start_with(db_url, fixtures, Balance::Sticky).await
+    }
+
+    pub async fn start_with(db_url: &str, fixtures: Option<&Path>, balance: Balance) -> Fleet {
         let logs = Scratch::dir("awk-fleet-");
         let fixtures = fixtures.map(Path::to_path_buf).unwrap_or_else(fixtures_dir);
         let mut hosts = Vec::new();
         for i in 1..=3 {
             hosts.push(Host::start(&format!("h{i}"), db_url, &fixtures, &logs, &[]).await);
         }
-        let lb = Balancer::start(&hosts.iter().collect::<Vec<_>>()).await;
+        let lb = Balancer::start(&hosts.iter().collect::<Vec<_>>(), balance).await;
         Fleet { hosts, lb, logs }
     }
 
