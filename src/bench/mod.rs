@@ -46,6 +46,8 @@ pub enum ScenarioKind {
     Fanout,
     Resume,
     Lag,
+    /// `lag` with the streams on a second host, which follows the sessions it does not own.
+    Follower,
     Takeover,
 }
 
@@ -86,7 +88,7 @@ pub struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "limits,memory,throughput,fanout,resume,lag,takeover"
+        default_value = "limits,memory,throughput,fanout,resume,lag,follower,takeover"
     )]
     pub scenarios: Vec<ScenarioKind>,
 
@@ -141,6 +143,14 @@ pub struct BenchArgs {
     /// Lag: seconds of load.
     #[arg(long, default_value_t = 5.0)]
     pub lag_seconds: f64,
+
+    /// Follower: events per second over all sessions, streamed from a second host.
+    #[arg(long, default_value_t = 5000.0)]
+    pub follower_rate: f64,
+
+    /// With --url: a second host on the same database, for the follower scenario.
+    #[arg(long)]
+    pub follower_url: Option<String>,
 
     /// Takeover: sessions, spread by the balancer over the fleet's three hosts.
     #[arg(long, default_value_t = 10)]
@@ -322,6 +332,14 @@ fn variants(kind: ScenarioKind, a: &BenchArgs) -> anyhow::Result<Vec<Variant>> {
             rate: a.lag_rate,
             seconds: a.lag_seconds,
             bytes,
+            follower: false,
+        })],
+        ScenarioKind::Follower => vec![Variant::Lag(lag::Params {
+            sessions: a.lag_sessions,
+            rate: a.follower_rate,
+            seconds: a.lag_seconds,
+            bytes,
+            follower: true,
         })],
         ScenarioKind::Takeover => vec![Variant::Takeover(takeover::Params {
             sessions: a.takeover_sessions,
@@ -363,6 +381,7 @@ fn config_json(a: &BenchArgs) -> serde_json::Value {
         "fanout": {"subscribers": a.fanout_subscribers, "events": a.fanout_events, "rate": a.fanout_rate},
         "resume_events": a.resume_events,
         "lag": {"rate": a.lag_rate, "sessions": a.lag_sessions, "seconds": a.lag_seconds},
+        "follower_rate": a.follower_rate,
         "memory": {"sessions": a.memory_sessions, "idle_streams": a.idle_streams},
         "takeover": {"sessions": a.takeover_sessions, "rate": a.takeover_rate,
             "turns": a.takeover_turns, "turn_seconds": a.takeover_turn_seconds},

@@ -43,6 +43,13 @@ pub struct Target {
     pub database_url: Option<String>,
     pub ring_size: usize,
     spawned: Option<Spawned>,
+    /// A second host on the same database (the follower scenario): `--follower-url`, or one
+    /// more server this tool starts, on first use.
+    follower: tokio::sync::OnceCell<Client>,
+    follower_url: Option<String>,
+    follower_process: std::sync::Mutex<Option<Child>>,
+    token: Option<String>,
+    server_args: Vec<std::ffi::OsString>,
 }
 
 struct Spawned {
@@ -76,6 +83,11 @@ impl Target {
             database_url: args.database_url.clone(),
             ring_size: args.ring_size,
             spawned: None,
+            follower: tokio::sync::OnceCell::new(),
+            follower_url: args.follower_url.clone(),
+            follower_process: std::sync::Mutex::new(None),
+            token: args.token.clone(),
+            server_args: Vec::new(),
         })
     }
 
@@ -101,42 +113,30 @@ impl Target {
             }
         };
         let database_url = cluster.url("postgres");
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-            probe.local_addr()?.port()
-        };
         let token = random_token();
         let bin = match &args.server_bin {
             Some(bin) => bin.clone(),
             None => std::env::current_exe()?,
         };
-        let log = std::fs::File::create(dir.join("server.log"))?;
-        let mut server = Command::new("/bin/sh")
-            .args(["-c", WATCHDOG, "bench-watchdog"])
-            .arg(&bin)
-            .arg("serve")
-            .args(["--database-url", &database_url])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--fixtures")
-            .arg(&fixtures)
-            .args(["--ring-size", &args.ring_size.to_string()])
-            .args(["--idle-timeout", "1h", "--max-queued-inputs", "1000"])
+        let mut server_args: Vec<std::ffi::OsString> = vec![bin.into_os_string(), "serve".into()];
+        for arg in [
+            "--database-url",
+            &database_url,
+            "--ring-size",
+            &args.ring_size.to_string(),
+            "--idle-timeout",
+            "1h",
+            "--max-queued-inputs",
+            "1000",
             // The fan-out scenario subscribes more streams to one session than the default cap.
-            .arg("--max-subscribers-per-session")
-            .arg(subscriber_cap(args).to_string())
-            .env("AGENT_WEBKIT_AUTH_TOKEN", &token)
-            .env(
-                "RUST_LOG",
-                std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()),
-            )
-            .env("BENCH_SERVER_LOG_FILE", dir.join("server.log"))
-            .env_remove("AGENT_WEBKIT_NO_AUTH")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+            "--max-subscribers-per-session",
+            &subscriber_cap(args).to_string(),
+        ] {
+            server_args.push(arg.into());
+        }
+        server_args.push("--fixtures".into());
+        server_args.push(fixtures.clone().into_os_string());
+        let (mut server, port) = start_server(&server_args, &token, &dir.join("server.log"))?;
         // The watchdog prints the server's pid first.
         let mut pid_line = String::new();
         let stdout = server.stdout.take().context("watchdog stdout")?;
@@ -147,7 +147,7 @@ impl Target {
             .trim()
             .parse()
             .context("server pid from the watchdog")?;
-        let client = Client::new(&format!("http://127.0.0.1:{port}"), Some(token)).await?;
+        let client = Client::new(&format!("http://127.0.0.1:{port}"), Some(token.clone())).await?;
         let target = Target {
             client,
             fixtures,
@@ -160,6 +160,11 @@ impl Target {
                 cluster,
                 dir,
             }),
+            follower: tokio::sync::OnceCell::new(),
+            follower_url: None,
+            follower_process: std::sync::Mutex::new(None),
+            token: Some(token),
+            server_args,
         };
         for _ in 0..600 {
             if target.client.ready().await {
@@ -202,8 +207,51 @@ impl Target {
         db.batch_execute("CHECKPOINT").await.is_ok()
     }
 
+    /// The second host (started on first use when this tool started the first).
+    pub async fn follower(&self) -> anyhow::Result<&Client> {
+        self.follower
+            .get_or_try_init(|| async {
+                if let Some(url) = &self.follower_url {
+                    return Client::new(url, self.token.clone()).await;
+                }
+                let Some(spawned) = &self.spawned else {
+                    bail!("the follower scenario needs --follower-url with --url");
+                };
+                let log = spawned.dir.join("follower.log");
+                let token = self.token.clone().unwrap_or_default();
+                let (mut child, port) = start_server(&self.server_args, &token, &log)?;
+                let mut pid_line = String::new();
+                let stdout = child.stdout.take().context("watchdog stdout")?;
+                tokio::io::BufReader::new(stdout)
+                    .read_line(&mut pid_line)
+                    .await?;
+                *self
+                    .follower_process
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(child);
+                let client = Client::new(&format!("http://127.0.0.1:{port}"), Some(token)).await?;
+                for _ in 0..600 {
+                    if client.ready().await {
+                        return Ok(client);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                bail!("the second host did not become ready in 30 s")
+            })
+            .await
+    }
+
     /// Stops what this tool started (SIGTERM, then SIGKILL after 20 s) and removes its files.
     pub async fn stop(self) -> anyhow::Result<()> {
+        let follower = self
+            .follower_process
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(mut child) = follower {
+            drop(child.stdin.take());
+            let _ = tokio::time::timeout(Duration::from_secs(20), child.wait()).await;
+        }
         let Some(mut s) = self.spawned else {
             return Ok(());
         };
@@ -252,6 +300,37 @@ async fn start_cluster(dir: &std::path::Path, fsync: bool) -> anyhow::Result<PgC
     drop(db);
     first.stop().await?;
     Ok(PgCluster::start(options(true)).await?)
+}
+
+/// Starts one server (`args`: the binary, then its arguments) under the watchdog, on a free
+/// loopback port; its pid is the first line of the child's stdout.
+fn start_server(
+    args: &[std::ffi::OsString],
+    token: &str,
+    log: &std::path::Path,
+) -> anyhow::Result<(Child, u16)> {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        probe.local_addr()?.port()
+    };
+    let child = Command::new("/bin/sh")
+        .args(["-c", WATCHDOG, "bench-watchdog"])
+        .args(args)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("AGENT_WEBKIT_AUTH_TOKEN", token)
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SERVER_LOG").unwrap_or("warn".into()),
+        )
+        .env("BENCH_SERVER_LOG_FILE", log)
+        .env_remove("AGENT_WEBKIT_NO_AUTH")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log)?)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {:?}", args.first()))?;
+    Ok((child, port))
 }
 
 pub(super) fn random_token() -> String {
