@@ -267,20 +267,6 @@ async fn set_final_state(
     Ok(())
 }
 
-/// Asks the live owner of a session to let go of it at its next turn boundary, so `host` can
-/// claim it. Returns whether a request was made (false: unowned, closed, or already ours).
-pub async fn request_handover(store: &Store, id: Uuid, host: i32) -> Result<bool, StoreError> {
-    let client = store.client().await?;
-    let n = client
-        .execute(
-            "UPDATE sessions SET handover_to = $2 \
-             WHERE id = $1 AND owner IS NOT NULL AND owner <> $2 AND status <> 'closed'",
-            &[&id, &host],
-        )
-        .await?;
-    Ok(n > 0)
-}
-
 /// Lets go of a row `host` still owns at `epoch` but no longer serves (see
 /// `Registry::release_orphans`); `false` if it changed meanwhile (claimed again, taken over).
 pub async fn release_orphan(
