@@ -8,6 +8,7 @@
 //! The console renders event content as text, and the policy is the second wall should a
 //! bug ever let markup through.
 
+use super::openapi::errors::{self, ErrorBody};
 use crate::error::ApiError;
 use axum::extract::Path;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
@@ -42,11 +43,37 @@ const ASSETS: &[(&str, &str, &str)] = &[
 const INDEX: &str = include_str!("../../console/index.html");
 
 /// `GET /console` (and `/console/`): the page.
+#[utoipa::path(
+    get,
+    path = "/console",
+    operation_id = "console",
+    tag = "console",
+    responses(
+        (status = 200, description = "The console's page (no authentication: it asks for a \
+            token and keeps it in the tab's memory).", body = String,
+            content_type = "text/html; charset=utf-8"),
+    )
+)]
 pub async fn index() -> Response {
     serve("text/html; charset=utf-8", INDEX)
 }
 
 /// `GET /console/assets/{name}`: a module or the stylesheet; anything else `404`.
+#[utoipa::path(
+    get,
+    path = "/console/assets/{name}",
+    operation_id = "console_asset",
+    tag = "console",
+    params(("name" = String, Path, description = "An asset: `app.js`, `style.css`, ...")),
+    responses(
+        (status = 200, description = "A module or the stylesheet (no authentication).",
+            content(
+                (String = "text/javascript; charset=utf-8"),
+                (String = "text/css; charset=utf-8"),
+            )),
+        (status = 404, description = errors::NO_SUCH_ASSET, body = ErrorBody),
+    )
+)]
 pub async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|(n, _, _)| *n == name) {
         Some((_, content_type, body)) => serve(content_type, body),

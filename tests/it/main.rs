@@ -19,6 +19,7 @@ mod js_client;
 mod limits;
 mod load;
 mod metrics;
+mod openapi;
 mod plans;
 mod principals;
 mod protocol;
