@@ -13,6 +13,7 @@ mod durability;
 mod failover;
 mod fencing;
 mod fixtures;
+mod fuzz_findings;
 mod harness;
 mod hostile;
 mod js_client;

@@ -10,8 +10,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// One frame's `event` and `data`. The SSE `id` line is the event's seq, the value to resume
-/// from with `Last-Event-ID`.
+/// One frame: `id` (the event's seq, to resume from with `Last-Event-ID`), `event` (its name)
+/// and `data` (JSON text; its schema is the named `*Data` schema of that event).
 #[derive(ToSchema)]
 #[serde(tag = "event", content = "data", rename_all = "snake_case")]
 pub enum SseEvent {

@@ -48,3 +48,39 @@ pub fn link_field_names(doc: &mut Value) {
         }
     }
 }
+
+/// An SSE frame's `data` is text: JSON, as `contentMediaType` and `contentSchema` say
+/// (JSON Schema 2020-12, what OpenAPI 3.1 uses, and what schemathesis validates each event's
+/// data against). utoipa 5 has no attribute for either, so `events::SseEvent`'s `data: $ref`
+/// becomes that here, and the frame's `id` (its seq, as text) is added.
+pub fn sse_data_as_json_text(doc: &mut Value) {
+    let frames = doc
+        .pointer_mut("/components/schemas/SseEvent/oneOf")
+        .and_then(Value::as_array_mut);
+    for frame in frames.into_iter().flatten() {
+        let Some(properties) = frame.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if let Some(data) = properties.remove("data") {
+            properties.insert(
+                "data".into(),
+                serde_json::json!({
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": data,
+                }),
+            );
+        }
+        properties.insert(
+            "id".into(),
+            serde_json::json!({
+                "type": "string",
+                "pattern": "^[0-9]+$",
+                "description": "The event's seq: resume after it with `Last-Event-ID`.",
+            }),
+        );
+        if let Some(required) = frame.get_mut("required").and_then(Value::as_array_mut) {
+            required.push("id".into());
+        }
+    }
+}

@@ -94,6 +94,7 @@ pub fn document() -> OpenApi {
 pub fn json() -> String {
     let mut value = serde_json::to_value(document()).expect("the OpenAPI document serializes");
     fixes::link_field_names(&mut value);
+    fixes::sse_data_as_json_text(&mut value);
     let mut text = serde_json::to_string_pretty(&value).expect("JSON serializes");
     text.push('\n');
     text
