@@ -42,3 +42,20 @@ async fn the_largest_floats_read_back_from_jsonb() {
     );
     server.stop().await;
 }
+
+/// A console asset name that does not percent-decode to UTF-8 got axum's plain-text `400`,
+/// the one answer outside `{code, message}` and outside the document. Found by probing the
+/// content types schemathesis checks (its own generator sends only valid UTF-8 here).
+#[tokio::test]
+async fn an_undecodable_console_asset_name_is_a_json_400() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let r = reqwest::get(format!("{}/console/assets/%FF.js", server.api.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_path", "{body}");
+    server.stop().await;
+}

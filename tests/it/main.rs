@@ -26,5 +26,6 @@ mod principals;
 mod protocol;
 mod resume;
 mod retention;
+mod schemathesis;
 mod stream_conn;
 mod traces;

@@ -25,6 +25,7 @@ pub struct SessionConfig {
     #[schema(value_type = Option<Object>)]
     pub hooks: Option<Value>,
     /// Replay runtime: the scenario to play (a file name in `--fixtures`, without `.jsonl`).
+    #[schema(pattern = "^[A-Za-z0-9_.-]+$")]
     pub fixture: Option<String>,
 }
 

@@ -86,25 +86,47 @@ pub enum Behavior {
     Deny,
 }
 
+tag!(AllowBehavior, "allow");
+tag!(DenyBehavior, "deny");
+
 /// Answers a `permission_request` or `hook_decision_request`: the first reply wins, a later
-/// one is `409 no_pending_decision`. `message` and `interrupt` only with `deny`.
+/// one is `409 no_pending_decision`. `message` and `interrupt` go only with `deny`.
 #[derive(ToSchema)]
-pub struct PermissionResponse {
+#[serde(untagged)]
+pub enum PermissionResponse {
+    Allow(PermissionAllow),
+    Deny(PermissionDeny),
+}
+
+#[derive(ToSchema)]
+pub struct PermissionAllow {
     #[schema(inline)]
     pub r#type: PermissionResponseType,
     /// The request's `correlation_id`.
     #[schema(min_length = 1)]
     pub correlation_id: String,
-    pub behavior: Behavior,
-    /// `allow`: the tool input to run with instead.
+    #[schema(inline)]
+    pub behavior: AllowBehavior,
+    /// The tool input to run with instead.
     #[schema(value_type = Option<Object>)]
     pub updated_input: Option<Value>,
-    /// `allow`: permission rule updates, as the Claude CLI takes them.
+    /// Permission rule updates, as the Claude CLI takes them.
     #[schema(value_type = Option<Vec<Object>>)]
     pub updated_permissions: Option<Vec<Value>>,
-    /// `deny`: what the agent is told.
+}
+
+#[derive(ToSchema)]
+pub struct PermissionDeny {
+    #[schema(inline)]
+    pub r#type: PermissionResponseType,
+    /// The request's `correlation_id`.
+    #[schema(min_length = 1)]
+    pub correlation_id: String,
+    #[schema(inline)]
+    pub behavior: DenyBehavior,
+    /// What the agent is told.
     pub message: Option<String>,
-    /// `deny`: also interrupt the turn.
+    /// Also interrupt the turn.
     pub interrupt: Option<bool>,
 }
 
