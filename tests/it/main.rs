@@ -29,3 +29,4 @@ mod retention;
 mod schemathesis;
 mod stream_conn;
 mod traces;
+mod typed_client;

@@ -6,8 +6,8 @@
 //! documented, SSE events included (each event's `data` against its schema). Streams of live
 //! sessions are read for a second (`tests/schemathesis.toml`).
 //!
-//! Needs schemathesis, pinned: `.ci/run` installs it into `.ci/venv`, or
-//! `python3 -m venv .ci/venv && .ci/venv/bin/pip install schemathesis==4.32.5`
+//! Needs schemathesis, pinned in `.ci/openapi-tools.txt`: `.ci/run` installs it into
+//! `.ci/venv`, or `python3 -m venv .ci/venv && .ci/venv/bin/pip install schemathesis==4.32.5`
 //! (`SCHEMATHESIS=/path/to/schemathesis` uses another). The seed is fixed so a failure
 //! reproduces; `AGENT_WEBKIT_SCHEMATHESIS_SEED` tries another.
 
@@ -36,9 +36,9 @@ pub fn venv_bin(tool: &str) -> PathBuf {
     };
     assert!(
         path.is_file(),
-        "{} is missing: this test needs schemathesis {VERSION} (and openapi-python-client, for \
-         the typed client test). Run .ci/run, or:\n    python3 -m venv .ci/venv && \
-         .ci/venv/bin/pip install schemathesis=={VERSION} openapi-python-client==0.29.1",
+        "{} is missing: the OpenAPI tests need schemathesis {VERSION} and openapi-python-client \
+         (pinned in .ci/openapi-tools.txt). Run .ci/run, or:\n    python3 -m venv .ci/venv && \
+         .ci/venv/bin/pip install -r .ci/openapi-tools.txt",
         path.display()
     );
     path
