@@ -3,6 +3,9 @@
 //! CLI's (`audit::params`, `store::audit`).
 
 use super::history::next_cursor;
+use super::openapi::bodies::{EventPage, InputPage};
+use super::openapi::errors::{self, ErrorBody};
+use super::openapi::params::{AuditEventsQuery, AuditInputsQuery};
 use super::query_pairs;
 use crate::app::AppState;
 use crate::audit::cursor::Cursor;
@@ -19,6 +22,22 @@ use std::time::SystemTime;
 type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// `GET /audit/events?session_id=&event=&tool_name=&correlation_id=&since=&until=&contains=`
+#[utoipa::path(
+    get,
+    path = "/audit/events",
+    operation_id = "list_audit_events",
+    tag = "audit",
+    security(("bearerToken" = []), ("jwt" = [])),
+    params(AuditEventsQuery),
+    responses(
+        (status = 200, description = "Events across sessions, oldest first.", body = EventPage),
+        (status = 400, description = errors::BAD_FILTER, body = ErrorBody),
+        (status = 401, description = errors::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = errors::ADMIN_REQUIRED, body = ErrorBody),
+        (status = 503, description = errors::UNAVAILABLE, body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds."))),
+    )
+)]
 pub async fn events(
     State(app): State<AppState>,
     _: Admin,
@@ -32,6 +51,23 @@ pub async fn events(
 }
 
 /// `GET /audit/inputs?session_id=&principal=&type=&status=&correlation_id=&since=&until=`
+#[utoipa::path(
+    get,
+    path = "/audit/inputs",
+    operation_id = "list_audit_inputs",
+    tag = "audit",
+    security(("bearerToken" = []), ("jwt" = [])),
+    params(AuditInputsQuery),
+    responses(
+        (status = 200, description = "Inbound messages with principal and outcome, oldest \
+            first.", body = InputPage),
+        (status = 400, description = errors::BAD_FILTER, body = ErrorBody),
+        (status = 401, description = errors::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = errors::ADMIN_REQUIRED, body = ErrorBody),
+        (status = 503, description = errors::UNAVAILABLE, body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds."))),
+    )
+)]
 pub async fn inputs(
     State(app): State<AppState>,
     _: Admin,

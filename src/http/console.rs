@@ -8,7 +8,9 @@
 //! The console renders event content as text, and the policy is the second wall should a
 //! bug ever let markup through.
 
+use super::openapi::errors::{self, ErrorBody};
 use crate::error::ApiError;
+use axum::extract::rejection::PathRejection;
 use axum::extract::Path;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,12 +44,44 @@ const ASSETS: &[(&str, &str, &str)] = &[
 const INDEX: &str = include_str!("../../console/index.html");
 
 /// `GET /console` (and `/console/`): the page.
+#[utoipa::path(
+    get,
+    path = "/console",
+    operation_id = "console",
+    tag = "console",
+    responses(
+        (status = 200, description = "The console's page (no authentication: it asks for a \
+            token and keeps it in the tab's memory).", body = String,
+            content_type = "text/html; charset=utf-8"),
+    )
+)]
 pub async fn index() -> Response {
     serve("text/html; charset=utf-8", INDEX)
 }
 
 /// `GET /console/assets/{name}`: a module or the stylesheet; anything else `404`.
-pub async fn asset(Path(name): Path<String>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/console/assets/{name}",
+    operation_id = "console_asset",
+    tag = "console",
+    params(("name" = String, Path, example = "app.js",
+        description = "An asset: `app.js`, `style.css`, ...")),
+    responses(
+        (status = 200, description = "A module or the stylesheet (no authentication).",
+            content(
+                (String = "text/javascript; charset=utf-8"),
+                (String = "text/css; charset=utf-8"),
+            )),
+        (status = 400, description = errors::BAD_PATH, body = ErrorBody),
+        (status = 404, description = errors::NO_SUCH_ASSET, body = ErrorBody),
+    )
+)]
+pub async fn asset(name: Result<Path<String>, PathRejection>) -> Response {
+    let Path(name) = match name {
+        Ok(name) => name,
+        Err(rejection) => return super::path_error(rejection).into_response(),
+    };
     match ASSETS.iter().find(|(n, _, _)| *n == name) {
         Some((_, content_type, body)) => serve(content_type, body),
         None => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response(),

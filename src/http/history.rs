@@ -5,6 +5,9 @@
 //! missing one, so not even its existence leaks. Admins see every session (read-only: live
 //! interaction stays with the owner, see `auth`).
 
+use super::openapi::bodies::{EventPage, Session, SessionPage, TranscriptPage};
+use super::openapi::errors::{self, ErrorBody};
+use super::openapi::params::{SessionEventsQuery, SessionsQuery, TranscriptQuery};
 use super::{query_pairs, SessionId};
 use crate::app::AppState;
 use crate::audit::cursor::{self, Cursor};
@@ -29,6 +32,22 @@ fn scope(caller: &Caller) -> Option<&str> {
 
 /// `GET /sessions`: newest first; `?status=&since=&until=&cursor=&limit=` (admins also
 /// `principal=`).
+#[utoipa::path(
+    get,
+    path = "/sessions",
+    operation_id = "list_sessions",
+    tag = "history",
+    security(("bearerToken" = []), ("jwt" = [])),
+    params(SessionsQuery),
+    responses(
+        (status = 200, description = "The caller's sessions, newest first (admins: \
+            everyone's).", body = SessionPage),
+        (status = 400, description = errors::BAD_FILTER, body = ErrorBody),
+        (status = 401, description = errors::UNAUTHORIZED, body = ErrorBody),
+        (status = 503, description = errors::UNAVAILABLE, body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds."))),
+    )
+)]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -49,6 +68,22 @@ pub async fn list(
 }
 
 /// `GET /sessions/{id}`: metadata and config.
+#[utoipa::path(
+    get,
+    path = "/sessions/{id}",
+    operation_id = "get_session",
+    tag = "history",
+    security(("bearerToken" = []), ("jwt" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The session.")),
+    responses(
+        (status = 200, description = "The session's metadata and config.", body = Session),
+        (status = 400, description = errors::BAD_PATH, body = ErrorBody),
+        (status = 401, description = errors::UNAUTHORIZED, body = ErrorBody),
+        (status = 404, description = errors::SESSION_NOT_FOUND, body = ErrorBody),
+        (status = 503, description = errors::UNAVAILABLE, body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds."))),
+    )
+)]
 pub async fn show(
     State(app): State<AppState>,
     caller: Caller,
@@ -63,6 +98,22 @@ pub async fn show(
 
 /// `GET /sessions/{id}/events?after=&event=&limit=`: the stored events in seq order, for UIs
 /// rebuilding after a `412` or a reload. Each has the SSE `id` to resume the stream from.
+#[utoipa::path(
+    get,
+    path = "/sessions/{id}/events",
+    operation_id = "list_session_events",
+    tag = "history",
+    security(("bearerToken" = []), ("jwt" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The session."), SessionEventsQuery),
+    responses(
+        (status = 200, description = "Stored events in seq order.", body = EventPage),
+        (status = 400, description = errors::BAD_FILTER, body = ErrorBody),
+        (status = 401, description = errors::UNAUTHORIZED, body = ErrorBody),
+        (status = 404, description = errors::SESSION_NOT_FOUND, body = ErrorBody),
+        (status = 503, description = errors::UNAVAILABLE, body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds."))),
+    )
+)]
 pub async fn events(
     State(app): State<AppState>,
     caller: Caller,
@@ -83,6 +134,28 @@ pub async fn events(
 /// mirrored transcript, `store::transcripts`) in keyset pages of `{seq, file, uuid, entry}`;
 /// with `Accept: application/x-ndjson`, one file whole (`?file=`, default the main
 /// transcript), exactly the lines the CLI wrote.
+#[utoipa::path(
+    get,
+    path = "/sessions/{id}/transcript",
+    operation_id = "get_transcript",
+    tag = "history",
+    security(("bearerToken" = []), ("jwt" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The session."), TranscriptQuery),
+    responses(
+        (status = 200, description = "`--agent claude`: what the model was given, in keyset \
+            pages (empty for other runtimes); with `Accept: application/x-ndjson`, one file \
+            whole, exactly the lines the CLI wrote.",
+            content(
+                (TranscriptPage = "application/json"),
+                (String = "application/x-ndjson"),
+            )),
+        (status = 400, description = errors::BAD_FILTER, body = ErrorBody),
+        (status = 401, description = errors::UNAUTHORIZED, body = ErrorBody),
+        (status = 404, description = errors::SESSION_NOT_FOUND, body = ErrorBody),
+        (status = 503, description = errors::UNAVAILABLE, body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds."))),
+    )
+)]
 pub async fn transcript(
     State(app): State<AppState>,
     caller: Caller,

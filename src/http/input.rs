@@ -1,3 +1,5 @@
+use super::openapi::errors::{self, ErrorBody};
+use super::openapi::inbound::InboundMessage;
 use super::{body_error, SessionId};
 use crate::app::AppState;
 use crate::auth::Principal;
@@ -12,6 +14,27 @@ use axum::http::StatusCode;
 use tracing::Instrument;
 
 /// `POST /sessions/{id}/input`: `204` once the message is recorded in Postgres.
+#[utoipa::path(
+    post,
+    path = "/sessions/{id}/input",
+    operation_id = "post_input",
+    tag = "sessions",
+    security(("bearerToken" = []), ("jwt" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The session.")),
+    request_body(content = InboundMessage, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Recorded in Postgres (and queued: user messages run one \
+            turn at a time)."),
+        (status = 400, description = errors::BAD_INPUT, body = ErrorBody),
+        (status = 401, description = errors::UNAUTHORIZED, body = ErrorBody),
+        (status = 404, description = errors::SESSION_NOT_FOUND, body = ErrorBody),
+        (status = 409, description = errors::NO_PENDING_DECISION, body = ErrorBody),
+        (status = 410, description = errors::SESSION_CLOSED, body = ErrorBody),
+        (status = 413, description = errors::BODY_TOO_LARGE, body = ErrorBody),
+        (status = 503, description = errors::UNAVAILABLE_INPUT, body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds."))),
+    )
+)]
 pub async fn input(
     State(app): State<AppState>,
     Principal(principal): Principal,

@@ -1,3 +1,4 @@
+use super::openapi::errors::{self, ErrorBody};
 use crate::app::AppState;
 use crate::auth::Admin;
 use axum::extract::State;
@@ -8,6 +9,22 @@ use axum::response::IntoResponse;
 /// claim; `403 admin_required` for anyone else), like the audit log. The numbers describe the
 /// whole host, every principal's sessions included, so any API user is too many; a scraper
 /// without an admin credential uses `--metrics-listen`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    security(("bearerToken" = []), ("jwt" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format 0.0.4 (README, \
+            \"Operating it\", lists every metric).", body = String,
+            content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 401, description = errors::UNAUTHORIZED, body = ErrorBody),
+        (status = 403, description = errors::ADMIN_REQUIRED, body = ErrorBody),
+        (status = 503, description = errors::UNAVAILABLE, body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds."))),
+    )
+)]
 pub async fn scrape(State(app): State<AppState>, _admin: Admin) -> impl IntoResponse {
     render(&app)
 }

@@ -12,6 +12,7 @@ mod input;
 pub mod limits;
 pub mod listener;
 mod metrics;
+pub mod openapi;
 mod sessions;
 mod sse_conn;
 mod stream;
@@ -22,30 +23,38 @@ use crate::error::{echo, ApiError};
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path};
 use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+/// Every documented route, each handler with its `#[utoipa::path]`: the router and the
+/// OpenAPI document (`openapi::document`) are both built from this list.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(sessions::create, history::list))
+        .routes(routes!(sessions::delete, history::show))
+        .routes(routes!(history::events))
+        .routes(routes!(history::transcript))
+        .routes(routes!(audit::events))
+        .routes(routes!(audit::inputs))
+        .routes(routes!(stream::stream))
+        .routes(routes!(input::input))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::scrape))
+        .routes(routes!(hosts::list))
+        .routes(routes!(console::index))
+        .routes(routes!(console::asset))
+        .routes(routes!(openapi::serve))
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/sessions", post(sessions::create).get(history::list))
-        .route(
-            "/sessions/{id}",
-            axum::routing::delete(sessions::delete).get(history::show),
-        )
-        .route("/sessions/{id}/events", get(history::events))
-        .route("/sessions/{id}/transcript", get(history::transcript))
-        .route("/audit/events", get(audit::events))
-        .route("/audit/inputs", get(audit::inputs))
-        .route("/sessions/{id}/stream", get(stream::stream))
-        .route("/sessions/{id}/input", post(input::input))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::scrape))
-        .route("/hosts", get(hosts::list))
-        .route("/console", get(console::index))
+    let (routes, _) = api_routes().split_for_parts();
+    routes
+        // The same page as `/console`, undocumented.
         .route("/console/", get(console::index))
-        .route("/console/assets/{name}", get(console::asset))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         // After every route: it applies to the routes registered before it. axum adds `Allow`.
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,5 +1,7 @@
+use super::openapi::bodies::{SessionConfig, SessionCreated};
+use super::openapi::errors::{self, ErrorBody};
 use super::{body_error, SessionId};
-use crate::agent::SessionConfig;
+use crate::agent;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{echo, ApiError};
@@ -11,6 +13,36 @@ use axum::Json;
 use serde_json::{json, Value};
 
 /// `POST /sessions`: every body field is optional and unknown fields are ignored.
+#[utoipa::path(
+    post,
+    path = "/sessions",
+    operation_id = "create_session",
+    tag = "sessions",
+    security(("bearerToken" = []), ("jwt" = [])),
+    request_body(content = SessionConfig, content_type = "application/json",
+        description = "Optional; an empty body is the default config."),
+    responses(
+        (status = 200, description = "Created, and owned by the caller; its first event \
+            (`session_ready`) is committed.", body = SessionCreated,
+            links(
+                ("GetSession" = (operation_id = "get_session",
+                    parameters(("id" = "$response.body#/session_id")))),
+                ("PostInput" = (operation_id = "post_input",
+                    parameters(("id" = "$response.body#/session_id")))),
+                ("ListSessionEvents" = (operation_id = "list_session_events",
+                    parameters(("id" = "$response.body#/session_id")))),
+                ("GetTranscript" = (operation_id = "get_transcript",
+                    parameters(("id" = "$response.body#/session_id")))),
+                ("DeleteSession" = (operation_id = "delete_session",
+                    parameters(("id" = "$response.body#/session_id")))),
+            )),
+        (status = 400, description = errors::BAD_CREATE, body = ErrorBody),
+        (status = 401, description = errors::UNAUTHORIZED, body = ErrorBody),
+        (status = 413, description = errors::BODY_TOO_LARGE, body = ErrorBody),
+        (status = 503, description = errors::UNAVAILABLE_CREATE, body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds."))),
+    )
+)]
 pub async fn create(
     State(app): State<AppState>,
     Principal(principal): Principal,
@@ -30,9 +62,9 @@ pub async fn create(
     ))
 }
 
-fn parse_config(body: &[u8]) -> Result<SessionConfig, ApiError> {
+fn parse_config(body: &[u8]) -> Result<agent::SessionConfig, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(SessionConfig::default());
+        return Ok(agent::SessionConfig::default());
     }
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("invalid_json", format!("body is not valid JSON: {e}"))
@@ -59,6 +91,28 @@ fn parse_config(body: &[u8]) -> Result<SessionConfig, ApiError> {
 }
 
 /// `DELETE /sessions/{id}`: `done` is committed when this answers.
+#[utoipa::path(
+    delete,
+    path = "/sessions/{id}",
+    operation_id = "delete_session",
+    tag = "sessions",
+    security(("bearerToken" = []), ("jwt" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The session.")),
+    responses(
+        (status = 204, description = "Closed: `done` is committed (every stream ends after \
+            it) and inputs now get `410`. Deleting a closed session is `204` too.",
+            links(
+                // A closed session's stream replays through `done` and ends.
+                ("StreamClosed" = (operation_id = "stream_session",
+                    parameters(("id" = "$request.path.id")))),
+            )),
+        (status = 400, description = errors::BAD_PATH, body = ErrorBody),
+        (status = 401, description = errors::UNAUTHORIZED, body = ErrorBody),
+        (status = 404, description = errors::SESSION_NOT_FOUND, body = ErrorBody),
+        (status = 503, description = errors::UNAVAILABLE_SESSION, body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds."))),
+    )
+)]
 pub async fn delete(
     State(app): State<AppState>,
     Principal(principal): Principal,

@@ -1,3 +1,5 @@
+use super::openapi::errors::{self, ErrorBody};
+use super::openapi::events::SseEvent;
 use super::sse_conn::Handoff;
 use super::SessionId;
 use crate::app::AppState;
@@ -13,6 +15,33 @@ use axum::Extension;
 use std::convert::Infallible;
 
 /// `GET /sessions/{id}/stream`: SSE from `Last-Event-ID` (exclusive) onwards.
+#[utoipa::path(
+    get,
+    path = "/sessions/{id}/stream",
+    operation_id = "stream_session",
+    tag = "sessions",
+    security(("bearerToken" = []), ("jwt" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The session."),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[0-9]*$",
+            description = "Resume after this event id (exclusive); absent or empty: from the \
+            start."),
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events: `id: <seq>\\nevent: <name>\\ndata: \
+            <json>\\n\\n` per event (`SseEvent` gives each name's `data`), `session_ready` \
+            first, a `: keepalive` comment while idle. Endless while the session lives; ends \
+            after `done`. The connection closes with the stream.",
+            content_type = "text/event-stream", body = SseEvent),
+        (status = 400, description = errors::BAD_STREAM, body = ErrorBody),
+        (status = 401, description = errors::UNAUTHORIZED, body = ErrorBody),
+        (status = 404, description = errors::SESSION_NOT_FOUND, body = ErrorBody),
+        (status = 412, description = errors::PRECONDITION, body = ErrorBody),
+        (status = 429, description = errors::TOO_MANY_SUBSCRIBERS, body = ErrorBody),
+        (status = 503, description = errors::UNAVAILABLE_SESSION, body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds."))),
+    )
+)]
 pub async fn stream(
     State(app): State<AppState>,
     Principal(principal): Principal,
