@@ -94,6 +94,9 @@ fn is_transient(c: &SqlState) -> bool {
         || code.starts_with("53") // insufficient resources
         || code.starts_with("57P") // admin / crash shutdown, cannot connect now
         || *c == SqlState::QUERY_CANCELED // statement_timeout: Postgres is saturated
+        // A standby, or a primary being demoted (`default_transaction_read_only`): not a data
+        // error, the primary is elsewhere or coming back.
+        || *c == SqlState::READ_ONLY_SQL_TRANSACTION
         || *c == SqlState::T_R_SERIALIZATION_FAILURE
         || *c == SqlState::T_R_DEADLOCK_DETECTED
 }
@@ -203,12 +206,21 @@ impl Store {
         result.map(|_| ())
     }
 
-    /// Readiness: can we run a query right now?
+    /// Readiness: can we write right now? A standby or a primary that refuses writes answers
+    /// queries, but nothing could be committed there.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
-        tokio::time::timeout(Duration::from_secs(2), client.simple_query("SELECT 1"))
+        let check = client.query_one(
+            "SELECT current_setting('transaction_read_only') = 'off' AND NOT pg_is_in_recovery()",
+            &[],
+        );
+        let writable: bool = tokio::time::timeout(Duration::from_secs(2), check)
             .await
-            .map_err(|_| StoreError::Unavailable("ping timed out".into()))??;
+            .map_err(|_| StoreError::Unavailable("ping timed out".into()))??
+            .get(0);
+        if !writable {
+            return Err(StoreError::Unavailable("the database refuses writes".into()));
+        }
         Ok(())
     }
 }

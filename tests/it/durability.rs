@@ -295,3 +295,80 @@ async fn nothing_is_published_while_its_commit_is_blocked() {
     }
     server.stop().await;
 }
+
+/// Postgres refusing writes, as a primary being demoted does (`default_transaction_read_only`,
+/// here for the test's database, with its connections reset so they pick it up): inputs get
+/// `503`, `/readyz` fails, nothing uncommitted is published, and everything continues once
+/// writes are allowed again (issue 15).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_primary_is_unavailable_not_an_error_and_nothing_is_lost() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let api = &server.api;
+    let id = api.create("multi_turn").await;
+    let mut stream = api.stream(&id, None).await.unwrap();
+    api.say(&id, "hi").await;
+    let mut events = stream.until("result").await;
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let admin_url = db.url.replace(&format!("/{name}"), "/postgres");
+    let (admin, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let reset = format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    );
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} SET default_transaction_read_only = on"
+        ))
+        .await
+        .unwrap();
+    admin.batch_execute(&reset).await.unwrap();
+    // Refused: a 503 with a code, never a 5xx without one, never an accepted input.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _, body) = api
+            .input_raw(&id, &json!({"type": "user_message", "content": "I'm Ada"}).to_string())
+            .await;
+        if status == 503 {
+            assert_eq!(body["code"], "database_unavailable", "{body}");
+            break;
+        }
+        assert!(status == 204 || std::time::Instant::now() < deadline, "{status} {body}");
+        if status == 204 {
+            // Accepted before the reset reached the pool: let its turn run.
+            events.extend(stream.until("result").await);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(api.get_status("/readyz").await, Some(503));
+    // Writes allowed again: the host goes on by itself.
+    admin
+        .batch_execute(&format!("ALTER DATABASE {name} RESET default_transaction_read_only"))
+        .await
+        .unwrap();
+    admin.batch_execute(&reset).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while api.get_status("/readyz").await != Some(200) {
+        assert!(std::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut stream = match stream.next_within(Duration::from_millis(10)).await {
+        Ok(None) => api.stream(&id, Some(&events.last().unwrap().id.to_string())).await.unwrap(),
+        _ => stream,
+    };
+    assert_eq!(api.input(&id, json!({"type": "user_message", "content": "again"})).await, 204);
+    events.extend(stream.until("result").await);
+    assert_contiguous(&events, 1);
+    let stored: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM events WHERE session_id = $1::text::uuid", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored as usize, events.len());
+    server.stop().await;
+}
