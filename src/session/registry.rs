@@ -97,9 +97,13 @@ impl Registry {
         if let Err(full) = self.check_capacity() {
             // At capacity, a session that is not the caller's must answer exactly as an
             // unknown id does (`404`), or `503` would tell which ids exist.
-            return match sessions::peek(&self.deps.store, id, principal).await? {
+            let deps = &self.deps;
+            let lease = deps.ownership.lease;
+            return match sessions::peek(&deps.store, id, principal, deps.host_id, lease).await? {
                 Peek::NotFound => Err(SessionError::NotFound),
                 Peek::Closed { last_seq } => Ok(Lookup::Closed { last_seq }),
+                // Following or forwarding holds no session here: capacity does not apply.
+                Peek::OwnedElsewhere { owner } => Ok(Lookup::Elsewhere { owner }),
                 Peek::Open => Err(full),
             };
         }

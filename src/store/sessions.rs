@@ -202,16 +202,31 @@ pub async fn orphaned_with_work(
 /// take more sessions): another principal's session is [`Peek::NotFound`], as in [`claim`].
 pub enum Peek {
     NotFound,
-    Closed { last_seq: u64 },
+    Closed {
+        last_seq: u64,
+    },
+    /// Held by another live host: served from there (follow, forward) without a slot here.
+    OwnedElsewhere {
+        owner: i32,
+    },
     Open,
 }
 
-pub async fn peek(store: &Store, id: Uuid, principal: &str) -> Result<Peek, StoreError> {
+pub async fn peek(
+    store: &Store,
+    id: Uuid,
+    principal: &str,
+    host: i32,
+    lease: std::time::Duration,
+) -> Result<Peek, StoreError> {
     let client = store.client().await?;
     let row = client
         .query_opt(
-            "SELECT status, last_seq FROM sessions WHERE id = $1 AND principal = $2",
-            &[&id, &principal],
+            "SELECT status, last_seq, owner, \
+                    owner IS NOT NULL AND owner <> $3 \
+                    AND host_alive(owner, make_interval(secs => $4)) \
+             FROM sessions WHERE id = $1 AND principal = $2",
+            &[&id, &principal, &host, &lease.as_secs_f64()],
         )
         .await?;
     Ok(match row {
@@ -220,6 +235,7 @@ pub async fn peek(store: &Store, id: Uuid, principal: &str) -> Result<Peek, Stor
             let last_seq = (row.get::<_, i64>(1) as u64).max(events::max_seq(&client, id).await?);
             Peek::Closed { last_seq }
         }
+        Some(row) if row.get::<_, bool>(3) => Peek::OwnedElsewhere { owner: row.get(2) },
         Some(_) => Peek::Open,
     })
 }

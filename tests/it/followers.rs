@@ -262,3 +262,39 @@ async fn a_follower_stream_survives_its_owners_death() {
     drop(owner_host);
     follower_host.stop().await;
 }
+
+/// A host at `--max-sessions` still serves sessions other hosts own: following and forwarding
+/// hold no session there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_host_still_follows_and_forwards() {
+    let db = TestDb::new().await;
+    let fixtures = fixtures();
+    let mut config = TestServer::config(&db);
+    config.fixtures = fixtures.path().to_owned();
+    config.host_name = "owner".into();
+    let owner_host = TestServer::start_with(config).await;
+    let mut config = TestServer::config(&db);
+    config.fixtures = fixtures.path().to_owned();
+    config.host_name = "full".into();
+    config.max_sessions = Some(1);
+    let full = TestServer::start_with(config).await;
+    let held = full.api.create("plain_qa").await;
+    let own = owner_host.api.create("paced").await;
+    let mut on_full = full.api.stream(&held, None).await.unwrap();
+    on_full.until("session_ready").await;
+    let mut on_owner = owner_host.api.stream(&own, None).await.unwrap();
+    on_owner.until("session_ready").await;
+    // The full host serves the other host's session: a follower stream and a forwarded input.
+    let mut followed = full.api.stream(&own, None).await.unwrap();
+    assert_eq!(
+        full.api
+            .input(&own, json!({"type": "user_message", "content": "go"}))
+            .await,
+        204
+    );
+    let events = followed.until("result").await;
+    assert_eq!(events.last().unwrap().data["subtype"], "success");
+    assert_eq!(owner(&db, &own).await.as_deref(), Some("owner"));
+    full.stop().await;
+    owner_host.stop().await;
+}
