@@ -219,7 +219,9 @@ impl Store {
             .map_err(|_| StoreError::Unavailable("ping timed out".into()))??
             .get(0);
         if !writable {
-            return Err(StoreError::Unavailable("the database refuses writes".into()));
+            return Err(StoreError::Unavailable(
+                "the database refuses writes".into(),
+            ));
         }
         Ok(())
     }

@@ -330,13 +330,19 @@ async fn a_read_only_primary_is_unavailable_not_an_error_and_nothing_is_lost() {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (status, _, body) = api
-            .input_raw(&id, &json!({"type": "user_message", "content": "I'm Ada"}).to_string())
+            .input_raw(
+                &id,
+                &json!({"type": "user_message", "content": "I'm Ada"}).to_string(),
+            )
             .await;
         if status == 503 {
             assert_eq!(body["code"], "database_unavailable", "{body}");
             break;
         }
-        assert!(status == 204 || std::time::Instant::now() < deadline, "{status} {body}");
+        assert!(
+            status == 204 || std::time::Instant::now() < deadline,
+            "{status} {body}"
+        );
         if status == 204 {
             // Accepted before the reset reached the pool: let its turn run.
             events.extend(stream.until("result").await);
@@ -346,7 +352,9 @@ async fn a_read_only_primary_is_unavailable_not_an_error_and_nothing_is_lost() {
     assert_eq!(api.get_status("/readyz").await, Some(503));
     // Writes allowed again: the host goes on by itself.
     admin
-        .batch_execute(&format!("ALTER DATABASE {name} RESET default_transaction_read_only"))
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} RESET default_transaction_read_only"
+        ))
         .await
         .unwrap();
     admin.batch_execute(&reset).await.unwrap();
@@ -356,16 +364,26 @@ async fn a_read_only_primary_is_unavailable_not_an_error_and_nothing_is_lost() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut stream = match stream.next_within(Duration::from_millis(10)).await {
-        Ok(None) => api.stream(&id, Some(&events.last().unwrap().id.to_string())).await.unwrap(),
+        Ok(None) => api
+            .stream(&id, Some(&events.last().unwrap().id.to_string()))
+            .await
+            .unwrap(),
         _ => stream,
     };
-    assert_eq!(api.input(&id, json!({"type": "user_message", "content": "again"})).await, 204);
+    assert_eq!(
+        api.input(&id, json!({"type": "user_message", "content": "again"}))
+            .await,
+        204
+    );
     events.extend(stream.until("result").await);
     assert_contiguous(&events, 1);
     let stored: i64 = db
         .client()
         .await
-        .query_one("SELECT count(*) FROM events WHERE session_id = $1::text::uuid", &[&id])
+        .query_one(
+            "SELECT count(*) FROM events WHERE session_id = $1::text::uuid",
+            &[&id],
+        )
         .await
         .unwrap()
         .get(0);

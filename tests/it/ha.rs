@@ -35,7 +35,11 @@ fn fresh_dir(prefix: &str) -> PathBuf {
 
 fn pg_bin(name: &str) -> PathBuf {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.flatten().map(|e| e.path().join("bin").join(name)).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path().join("bin").join(name))
+                .collect()
+        })
         .unwrap_or_default();
     versions.retain(|p| p.is_file());
     versions.sort();
@@ -168,7 +172,10 @@ async fn replicated_pair() -> Pair {
 async fn alter_system(admin: &tokio_postgres::Client, setting: &str) {
     let alter = format!("ALTER SYSTEM SET {setting}");
     admin.batch_execute(&alter).await.unwrap();
-    admin.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+    admin
+        .batch_execute("SELECT pg_reload_conf()")
+        .await
+        .unwrap();
 }
 
 fn postmaster_pid(data_dir: &Path) -> String {
@@ -232,19 +239,23 @@ async fn a_promoted_synchronous_standby_serves_every_committed_event() {
         .get(0);
     assert!(promoted);
     let promoted_at = killed_at.elapsed();
-    wait_until(Duration::from_secs(60), "a commit on the new primary", || {
-        let standby = &standby;
-        async move {
-            let row = standby
-                .query_one(
-                    "SELECT count(*) FROM events WHERE created_at > to_timestamp($1)",
-                    &[&killed],
-                )
-                .await
-                .unwrap();
-            row.get::<_, i64>(0) > 0
-        }
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "a commit on the new primary",
+        || {
+            let standby = &standby;
+            async move {
+                let row = standby
+                    .query_one(
+                        "SELECT count(*) FROM events WHERE created_at > to_timestamp($1)",
+                        &[&killed],
+                    )
+                    .await
+                    .unwrap();
+                row.get::<_, i64>(0) > 0
+            }
+        },
+    )
     .await;
     eprintln!(
         "primary SIGKILLed: h1 unready after {unready:?}, standby promoted at {promoted_at:?}, \
@@ -286,7 +297,9 @@ async fn a_partitioned_host_is_fenced_and_comes_back_without_harm() {
         .parse()
         .unwrap();
     let proxy = Proxy::start(([127, 0, 0, 1], pg_port).into()).await;
-    let cut_url = db.url.replace(&format!(":{pg_port}/"), &format!(":{}/", proxy.port));
+    let cut_url = db
+        .url
+        .replace(&format!(":{pg_port}/"), &format!(":{}/", proxy.port));
     let fixtures = drill_fixtures();
     let logs = Scratch::dir("awk-partition-");
     // h1 reaches Postgres through the proxy, with short timeouts of its own (lease: 3 s).
@@ -310,9 +323,19 @@ async fn a_partitioned_host_is_fenced_and_comes_back_without_harm() {
         .collect();
     assert!(!victims.is_empty());
 
+    // A stream h1 serves as the owner: it must end once h1 is past its lease.
+    let cut = h1.api();
+    let mut held = cut.stream(&victims[0], None).await.unwrap();
+    held.next().await.unwrap();
+
     proxy.pause();
     let paused_at = Instant::now();
-    let cut = h1.api();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while held.next().await.is_some() {}
+        paused_at.elapsed()
+    })
+    .await
+    .expect("h1 kept a stream open past its lease");
     let unready = wait_until(Duration::from_secs(10), "h1 unready", || async {
         cut.get_status("/readyz").await == Some(503)
     })
@@ -332,29 +355,57 @@ async fn a_partitioned_host_is_fenced_and_comes_back_without_harm() {
         })
     });
     let _followers = futures::future::join_all(probes).await;
-    wait_until(Duration::from_secs(30), "takeover of h1's sessions", || async {
-        let now = owners(&client).await;
-        victims.iter().all(|id| now.get(id).map(String::as_str) != Some("h1"))
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "takeover of h1's sessions",
+        || async {
+            let now = owners(&client).await;
+            victims
+                .iter()
+                .all(|id| now.get(id).map(String::as_str) != Some("h1"))
+        },
+    )
     .await;
     let taken_after = paused_at.elapsed();
-    // A request to the cut host is answered (or its connection closed) within its request
-    // timeout, never left hanging; a stream it still answers from memory must end.
+    // Requests to the cut host are answered (or their connection closed) within its request
+    // timeout (3 s; Postgres' statement_timeout cannot answer through a dead link), never left
+    // hanging.
     let asked = Instant::now();
-    let bounded = tokio::time::timeout(Duration::from_secs(8), async {
+    let create = tokio::time::timeout(Duration::from_secs(8), async {
+        let r = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/sessions", h1.port))
+            .bearer_auth(crate::support::TOKEN)
+            .json(&serde_json::json!({"fixture": "drill"}))
+            .send()
+            .await;
+        r.map(|r| r.status().as_u16()).unwrap_or(0)
+    })
+    .await
+    .expect("POST /sessions to the cut host hung");
+    assert!(
+        create == 503 || create == 0,
+        "cut host created a session: {create}"
+    );
+    let create_took = asked.elapsed();
+    let asked = Instant::now();
+    let stream = tokio::time::timeout(Duration::from_secs(8), async {
         match cut.stream(&victims[0], None).await {
             Ok(mut stream) => {
-                while stream.next().await.is_some() {}
-                0
+                let mut n = 0;
+                while stream.next().await.is_some() {
+                    n += 1;
+                }
+                format!("200, ended after {n} events")
             }
-            Err((status, _)) => status.as_u16(),
+            Err((status, _)) => status.as_u16().to_string(),
         }
     })
     .await
-    .expect("a request to the cut host hung");
+    .expect("a stream request to the cut host hung");
     eprintln!(
-        "h1 cut: unready after {unready:?}, its {} sessions taken over after {taken_after:?}, \
-         a stream request to it ended ({bounded}) after {:?}",
+        "h1 cut: its stream ended after {ended:?}, unready after {unready:?}, its {} sessions \
+         taken over after {taken_after:?}; POST /sessions to it: {create} in {create_took:?}, \
+         a stream: {stream} in {:?}",
         victims.len(),
         asked.elapsed()
     );
@@ -364,12 +415,18 @@ async fn a_partitioned_host_is_fenced_and_comes_back_without_harm() {
         cut.get_status("/readyz").await == Some(200)
     })
     .await;
-    // It serves again: a stream of a session it lost, as a follower.
-    let served = tokio::time::timeout(Duration::from_secs(10), cut.stream(&victims[0], None))
-        .await
-        .expect("h1 did not answer after the partition");
-    assert!(served.is_ok(), "h1 after the partition: {:?}", served.err());
-    eprintln!("link back: h1 ready after {back:?}");
+    // It serves again: a stream of a session it lost, as a follower (a 503 until its
+    // heartbeat is renewed is what a client retries).
+    let resumed_at = Instant::now() - back;
+    wait_until(Duration::from_secs(10), "h1 serving again", || async {
+        let attempt = tokio::time::timeout(Duration::from_secs(2), cut.stream(&victims[0], None));
+        matches!(attempt.await, Ok(Ok(_)))
+    })
+    .await;
+    eprintln!(
+        "link back: h1 ready after {back:?}, serving streams after {:?}",
+        resumed_at.elapsed()
+    );
 
     // Whatever h1 had in flight reached Postgres when the link came back, and was fenced:
     // every subscriber (h1's own included) ends with exactly the table.
