@@ -367,13 +367,25 @@ impl Registry {
     }
 
     /// Runs the ownership check until shutdown.
+    ///
+    /// A check is given no longer than what is left of the lease (at least one interval): its
+    /// query can hang on a link that went silent (a partition: Postgres' `statement_timeout`
+    /// cannot answer through it), and the next check must still run to see the lease expired
+    /// and end this host's sessions, or it would serve them while others own them.
     pub async fn run_ownership_watch(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(self.deps.ownership.check_interval);
+        let interval = self.deps.ownership.check_interval;
+        let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = self.deps.shutdown.cancelled() => return,
-                _ = tick.tick() => self.check_ownership().await,
+                _ = tick.tick() => {
+                    let left = self.deps.ownership.lease.saturating_sub(self.beat_age());
+                    let check = tokio::time::timeout(left.max(interval), self.check_ownership());
+                    if check.await.is_err() {
+                        tracing::warn!("ownership check timed out (is Postgres reachable?)");
+                    }
+                }
             }
         }
     }

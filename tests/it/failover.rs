@@ -18,7 +18,7 @@ fn drill_fixtures() -> Scratch {
 }
 
 /// Owner host name of each session.
-async fn owners(db: &tokio_postgres::Client) -> HashMap<String, String> {
+pub(crate) async fn owners(db: &tokio_postgres::Client) -> HashMap<String, String> {
     db.query(
         "SELECT s.id::text, h.name FROM sessions s JOIN hosts h ON h.id = s.owner",
         &[],
@@ -43,7 +43,7 @@ async fn busiest_host(db: &tokio_postgres::Client) -> (String, Vec<String>) {
 }
 
 /// Waits until every session of the drill has been claimed by some host.
-async fn wait_for_ownership(db: &tokio_postgres::Client, n: usize) {
+pub(crate) async fn wait_for_ownership(db: &tokio_postgres::Client, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let claimed = || async {
         let row = db

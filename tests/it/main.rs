@@ -15,6 +15,7 @@ mod fencing;
 mod fixtures;
 mod followers;
 mod fuzz_findings;
+mod ha;
 mod harness;
 mod hostile;
 mod js_client;

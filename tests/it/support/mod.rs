@@ -7,6 +7,7 @@ pub mod drill;
 pub mod fleet;
 pub mod metrics;
 pub mod process;
+pub mod proxy;
 pub mod scratch;
 pub mod sse;
 
