@@ -277,8 +277,7 @@ impl Registry {
 
     /// Compares the sessions this host holds with what Postgres says it owns: a session whose
     /// row names another owner or epoch was taken over (this host was paused, partitioned or
-    /// slow) — its streams end so clients reconnect through the load balancer; a session
-    /// another host asked for is handed over at its turn boundary. A host whose heartbeat is
+    /// slow) — its streams end so clients reconnect through the load balancer. A host whose heartbeat is
     /// older than its lease stops serving everything: others may already own its sessions.
     pub async fn check_ownership(&self) {
         let deps = &self.deps;
@@ -305,11 +304,7 @@ impl Registry {
         let owned: HashMap<Uuid, sessions::Owned> = owned.into_iter().map(|o| (o.id, o)).collect();
         for s in &held {
             match owned.get(&s.id) {
-                Some(o) if o.epoch == s.epoch => {
-                    if o.handover_requested {
-                        s.handover();
-                    }
-                }
+                Some(o) if o.epoch == s.epoch => {}
                 _ => {
                     tracing::warn!(session_id = %s.id, "session taken over by another host");
                     s.log.set_gone();

@@ -11,7 +11,6 @@
 use super::{Store, StoreError, LOCK_NS};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio_postgres::NoTls;
 use tokio_util::sync::CancellationToken;
 
 /// The heartbeat interval for a lease: several beats per lease, at most one a second.
@@ -80,7 +79,7 @@ async fn hold_lock(
     last_beat: &LastBeat,
     shutdown: &CancellationToken,
 ) -> Result<(), StoreError> {
-    let (client, connection) = tokio_postgres::connect(&store.url, NoTls).await?;
+    let (client, connection) = store.dedicated().await?;
     let mut connection = tokio::spawn(connection);
     client
         .execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_NS, &host_id])

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -135,13 +135,7 @@ pub async fn run(store: Store, hub: std::sync::Arc<Hub>, shutdown: CancellationT
 }
 
 async fn listen(store: &Store, hub: &Hub, shutdown: &CancellationToken) -> Result<(), String> {
-    let (client, mut connection) = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_postgres::connect(&store.url, NoTls),
-    )
-    .await
-    .map_err(|_| "connect timed out".to_owned())?
-    .map_err(|e| e.to_string())?;
+    let (client, mut connection) = store.dedicated().await.map_err(|e| e.to_string())?;
     let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
     let statement = format!("LISTEN {EVENTS}; LISTEN {INPUTS}");
     let subscribe = client.batch_execute(&statement);

@@ -164,6 +164,24 @@ impl Store {
         })
     }
 
+    /// A connection of its own, outside the pool (the host's lock, its `LISTEN`), with the
+    /// pool's connect timeout: a reconnect through a silent network gives up and tries again
+    /// (or the next host of a multi-host URL) instead of waiting for the link to come back.
+    pub async fn dedicated(
+        &self,
+    ) -> Result<
+        (
+            tokio_postgres::Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        ),
+        StoreError,
+    > {
+        let mut config = tokio_postgres::Config::from_str(&self.url)
+            .map_err(|e| StoreError::Other(format!("bad database url: {e}")))?;
+        config.connect_timeout(Duration::from_secs(3));
+        Ok(config.connect(NoTls).await?)
+    }
+
     pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         Ok(self.pool.get().await?)
     }

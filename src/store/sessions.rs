@@ -308,15 +308,13 @@ pub async fn release_orphan(
 pub struct Owned {
     pub id: Uuid,
     pub epoch: i64,
-    /// Another host asked for it.
-    pub handover_requested: bool,
 }
 
 /// Every session the rows say `host` owns.
 pub async fn owned_by(store: &Store, host: i32) -> Result<Vec<Owned>, StoreError> {
     let client = store.client().await?;
     let stmt = client
-        .prepare_cached("SELECT id, epoch, handover_to IS NOT NULL FROM sessions WHERE owner = $1")
+        .prepare_cached("SELECT id, epoch FROM sessions WHERE owner = $1")
         .await?;
     let rows = client.query(&stmt, &[&host]).await?;
     Ok(rows
@@ -324,7 +322,6 @@ pub async fn owned_by(store: &Store, host: i32) -> Result<Vec<Owned>, StoreError
         .map(|r| Owned {
             id: r.get(0),
             epoch: r.get(1),
-            handover_requested: r.get(2),
         })
         .collect())
 }
