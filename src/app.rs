@@ -45,6 +45,13 @@ pub async fn run(
         Some(config.db_statement_timeout),
     )?;
     store.migrate().await.context("applying migrations")?;
+    if let Some((0, all)) = store.standbys().await.filter(|(_, all)| *all > 0) {
+        tracing::warn!(
+            standbys = all,
+            "the primary has only asynchronous standbys: a failover can lose its newest commits, \
+             including events clients already received (README, \"Postgres high availability\")"
+        );
+    }
     let host_id = hosts::register(&store, &config.host_name).await?;
     let background = CancellationToken::new();
     let last_heartbeat: hosts::LastBeat = Arc::new(Mutex::new(Instant::now()));

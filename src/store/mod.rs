@@ -224,6 +224,22 @@ impl Store {
         result.map(|_| ())
     }
 
+    /// The primary's standbys: (synchronous, all). `None` when it cannot be read (a role
+    /// without `pg_monitor` sees no `sync_state`).
+    pub async fn standbys(&self) -> Option<(i64, i64)> {
+        let client = self.client().await.ok()?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE sync_state IN ('sync', 'quorum')), \
+                        count(*) FILTER (WHERE sync_state IS NOT NULL) \
+                 FROM pg_stat_replication",
+                &[],
+            )
+            .await
+            .ok()?;
+        Some((row.get(0), row.get(1)))
+    }
+
     /// Readiness: can we write right now? A standby or a primary that refuses writes answers
     /// queries, but nothing could be committed there.
     pub async fn ping(&self) -> Result<(), StoreError> {
