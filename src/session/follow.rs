@@ -9,8 +9,9 @@
 //! notification is sent inside the owner's commit, so a read after it always finds the events
 //! it announces (invariant 2 holds on followers too); frames are rebuilt from the stored `data`,
 //! byte for byte what the owner sent. Without the `LISTEN` connection it polls the table every
-//! [`POLL_DOWN`], and once a second it asks whether the owner is still there: if not, and work
-//! is waiting (a turn queued or running), it claims the session as any request would, so a
+//! [`POLL_DOWN`] (and every [`SAFETY_READ`] with it). After a second without a commit it asks
+//! whether the owner is still there: if not, and work is waiting (a turn queued or running),
+//! it claims the session as any request would, so a
 //! turn cut off by the owner's death is reported (`turn_lost`) even when every client of the
 //! session streams from followers. It stops after `done`, or once no stream has used it for
 //! [`IDLE`].
@@ -27,8 +28,10 @@ use uuid::Uuid;
 
 /// Poll interval while the `LISTEN` connection is down.
 const POLL_DOWN: Duration = Duration::from_millis(250);
-/// Poll interval while it is up: a safety net, and the owner check.
+/// Tick while it is up: the owner check after a quiet second.
 const POLL_UP: Duration = Duration::from_secs(1);
+/// While notifications flow, the table is still re-read this often (a safety net).
+const SAFETY_READ: Duration = Duration::from_secs(5);
 /// A follower log nobody streamed from for this long is dropped.
 const IDLE: Duration = Duration::from_secs(10);
 /// Events read per table page.
@@ -78,21 +81,27 @@ async fn run(registry: Arc<Registry>, log: Arc<EventLog>, principal: String) {
     let id = log.session_id;
     let mut commits = deps.hub.watch_events(id);
     let mut connected = deps.hub.connected();
-    let mut owner_checked = Instant::now();
+    // A commit notification proves the owner alive; the owner is asked about only after a
+    // quiet second, and the table is re-read without one only every SAFETY_READ while
+    // notifications flow (so an idle followed session costs a query a second, not two).
+    let (mut owner_seen, mut read_at) = (Instant::now(), Instant::now());
     loop {
-        let poll = if connected.borrow().0 {
-            POLL_UP
-        } else {
-            POLL_DOWN
-        };
-        tokio::select! {
+        let listening = connected.borrow().0;
+        let poll = if listening { POLL_UP } else { POLL_DOWN };
+        let woken = tokio::select! {
             _ = deps.shutdown.cancelled() => break,
-            _ = commits.changed() => {}
-            _ = connected.changed() => {}
-            _ = tokio::time::sleep(poll) => {}
-        }
-        if let Err(e) = catch_up(&deps.store, &log).await {
-            tracing::debug!(session_id = %id, error = %e, "follower read failed; retrying");
+            _ = commits.changed() => {
+                owner_seen = Instant::now();
+                true
+            }
+            _ = connected.changed() => true,
+            _ = tokio::time::sleep(poll) => false,
+        };
+        if woken || !listening || read_at.elapsed() >= SAFETY_READ {
+            read_at = Instant::now();
+            if let Err(e) = catch_up(&deps.store, &log).await {
+                tracing::debug!(session_id = %id, error = %e, "follower read failed; retrying");
+            }
         }
         if log.state() == LogState::Done {
             break;
@@ -100,8 +109,8 @@ async fn run(registry: Arc<Registry>, log: Arc<EventLog>, principal: String) {
         if log.is_idle(IDLE) && forget(&registry, &log) {
             return;
         }
-        if owner_checked.elapsed() >= POLL_UP {
-            owner_checked = Instant::now();
+        if owner_seen.elapsed() >= POLL_UP {
+            owner_seen = Instant::now();
             claim_if_orphaned(&registry, id, &principal).await;
         }
     }
