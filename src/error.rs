@@ -85,6 +85,9 @@ impl From<SessionError> for ApiError {
             E::EventsExpired { .. } => {
                 ApiError::new(StatusCode::PRECONDITION_FAILED, "events_expired", message)
             }
+            E::EventsLost { .. } => {
+                ApiError::new(StatusCode::PRECONDITION_FAILED, "events_lost", message)
+            }
             E::Agent(a) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_config", a.to_string()),
             E::Store(s) => s.into(),
         }

@@ -67,6 +67,25 @@ impl Frame {
         }
     }
 
+    /// A frame from its wire bytes (the ring keeps only bytes): what the writer re-appends
+    /// when a failover lost events it had published (`store::writer`, repair).
+    pub fn from_wire(seq: u64, bytes: Bytes) -> Option<Frame> {
+        let (event, start, end) = {
+            let text = std::str::from_utf8(&bytes).ok()?;
+            let after_id = text.strip_prefix("id: ")?.split_once('\n')?.1;
+            let event = after_id.strip_prefix("event: ")?.split_once('\n')?.0;
+            let start = text.find("\ndata: ")? + "\ndata: ".len();
+            let end = text.strip_suffix("\n\n")?.len();
+            (names::intern(event), start, end)
+        };
+        (start <= end).then(|| Frame {
+            seq,
+            event,
+            data: start..end,
+            bytes,
+        })
+    }
+
     /// The event's JSON payload, as stored in `events.data`.
     pub fn data(&self) -> &str {
         // The range was cut from a `&str` in `encode`, so it is valid UTF-8 on char bounds.
@@ -151,6 +170,15 @@ pub mod names {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_comes_back_from_its_wire_bytes() {
+        let frame = Frame::encode(42, names::TOOL_RESULT, r#"{"output":"a\nb"}"#);
+        let back = Frame::from_wire(42, frame.bytes.clone()).unwrap();
+        assert_eq!(back.event, names::TOOL_RESULT);
+        assert_eq!(back.data(), frame.data());
+        assert!(Frame::from_wire(1, Bytes::from_static(b"garbage")).is_none());
+    }
 
     #[test]
     fn encodes_the_wire_form_and_keeps_the_data_slice() {

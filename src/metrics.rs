@@ -90,6 +90,8 @@ pub struct Metrics {
     pub takeovers: Counter,
     pub fenced_appends: Counter,
     pub rejected_events: Counter,
+    pub repaired_events: Counter,
+    pub unrepairable_events: Counter,
     pub agent_processes: Gauge,
     pub writer_queue: Gauge,
     pub writer_queue_bytes: Gauge,
@@ -188,6 +190,14 @@ impl Metrics {
             rejected_events: r.counter(
                 "agent_webkit_rejected_events_total",
                 "Events the database refused for their content (replaced by one error event)",
+            ),
+            repaired_events: r.counter(
+                "agent_webkit_repaired_events_total",
+                "Published events the database had lost (a failover), re-appended from the ring",
+            ),
+            unrepairable_events: r.counter(
+                "agent_webkit_unrepairable_events_total",
+                "Published events the database had lost and the ring no longer held",
             ),
             agent_processes: r.gauge(
                 "agent_webkit_agent_processes",

@@ -242,6 +242,24 @@ impl CommitSink for EventLog {
         // The writer logged why; streams end so clients reconnect and the session rehydrates.
         self.set_gone();
     }
+
+    fn published_last(&self) -> Option<u64> {
+        Some(self.lock().last)
+    }
+
+    fn frames_after(&self, after: u64) -> Option<Vec<Frame>> {
+        let ring = self.lock();
+        if after >= ring.last || ring.frames.is_empty() || after + 1 < ring.first {
+            return None;
+        }
+        let skip = (after + 1 - ring.first) as usize;
+        ring.frames
+            .iter()
+            .skip(skip)
+            .enumerate()
+            .map(|(i, bytes)| Frame::from_wire(after + 1 + i as u64, bytes.clone()))
+            .collect()
+    }
 }
 
 #[cfg(test)]

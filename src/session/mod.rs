@@ -65,6 +65,8 @@ pub enum SessionError {
     ResumeAhead { after: u64, last: u64 },
     #[error("events after {after} no longer exist (removed by retention)")]
     EventsExpired { after: u64 },
+    #[error("events after {after} were lost by the database (a failover) and cannot be sent")]
+    EventsLost { after: u64 },
     #[error(transparent)]
     Agent(#[from] AgentError),
     #[error(transparent)]

@@ -92,6 +92,15 @@ impl Subscription {
                 deps.metrics.resume_refused(Resume412::Expired);
                 return Err(SessionError::EventsExpired { after });
             }
+            // A hole after the cursor that retention did not make: a failover lost events
+            // that were delivered (`store::writer`, repair). Never skipped silently.
+            if events::next_seq_after(&store, session_id, after)
+                .await?
+                .is_some_and(|next| next > after + 1)
+            {
+                deps.metrics.resume_refused(Resume412::Expired);
+                return Err(SessionError::EventsLost { after });
+            }
         }
         let live = match log {
             Some(l) if !l.add_subscriber(deps.max_subscribers) => {

@@ -91,6 +91,22 @@ pub async fn first_seq(store: &Store, session_id: Uuid) -> Result<Option<u64>, S
     Ok(row.get::<_, Option<i64>>(0).map(|s| s as u64))
 }
 
+/// The first stored seq after `after` (a hole shows as more than `after + 1`).
+pub async fn next_seq_after(
+    store: &Store,
+    session_id: Uuid,
+    after: u64,
+) -> Result<Option<u64>, StoreError> {
+    let client = store.client().await?;
+    let row = client
+        .query_opt(
+            "SELECT seq FROM events WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT 1",
+            &[&session_id, &(after as i64)],
+        )
+        .await?;
+    Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+}
+
 /// The highest committed seq (after any in-flight append of a deposed owner has finished,
 /// when called after the claiming UPDATE in the same transaction).
 pub async fn max_seq(client: &impl GenericClient, session_id: Uuid) -> Result<u64, StoreError> {

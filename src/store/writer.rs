@@ -68,6 +68,14 @@ pub trait CommitSink: Send + Sync {
     fn rejected(&self) {
         self.fenced()
     }
+    /// The highest seq this session published (what its clients may have seen).
+    fn published_last(&self) -> Option<u64> {
+        None
+    }
+    /// The published frames after `after`, if all of them are still held.
+    fn frames_after(&self, _after: u64) -> Option<Vec<Frame>> {
+        None
+    }
 }
 
 /// Consecutive events of one session, to be committed under `epoch`.
@@ -187,6 +195,7 @@ async fn run(
         // buffers grew to the batch size on every connection of the pool).
         conn: None,
         rejected: Rejected::default(),
+        verify: Verify::default(),
     };
     while let Some((first, permit, queued_at)) = rx.recv().await {
         // The channel is FIFO: the first append is the batch's oldest.
@@ -219,6 +228,7 @@ struct BatchWriter {
     metrics: Arc<Metrics>,
     conn: Option<Object>,
     rejected: Rejected,
+    verify: Verify,
 }
 
 impl BatchWriter {
@@ -269,6 +279,8 @@ impl BatchWriter {
             self.host_id,
             batch,
             &self.shutdown,
+            &mut self.verify,
+            &self.metrics,
         )
         .await
     }
@@ -443,6 +455,8 @@ async fn commit_with_retry(
     host_id: i32,
     batch: &[Append],
     shutdown: &CancellationToken,
+    verify: &mut Verify,
+    metrics: &Metrics,
 ) -> Result<HashSet<Uuid>, StoreError> {
     let mut backoff = Duration::from_millis(50);
     let mut attempt = Attempt::First;
@@ -450,7 +464,10 @@ async fn commit_with_retry(
         let client = match conn {
             Some(client) => client,
             None => match store.client().await {
-                Ok(client) => conn.insert(client),
+                Ok(client) => {
+                    verify.reconnected();
+                    conn.insert(client)
+                }
                 Err(e) if e.is_unavailable() && !shutdown.is_cancelled() => {
                     tracing::warn!(error = %e, "no connection for the writer; retrying");
                     tokio::time::sleep(backoff).await;
@@ -460,7 +477,10 @@ async fn commit_with_retry(
                 Err(e) => return Err(e),
             },
         };
-        let result = commit(client, host_id, batch, attempt).await;
+        let result = match verify.repair(client, host_id, batch, metrics).await {
+            Ok(()) => commit(client, host_id, batch, attempt).await,
+            Err(e) => Err(e),
+        };
         if result.is_err() {
             // It may be broken; a fresh one costs little next to a failed batch.
             *conn = None;
@@ -474,6 +494,104 @@ async fn commit_with_retry(
             }
             other => return other,
         }
+    }
+}
+
+/// After the writer had to reconnect, the database it reaches may not hold everything it
+/// committed before: a failover to an asynchronous standby loses the newest commits, events
+/// that subscribers already received (issue 15). So, after every reconnect, each session is
+/// checked once before its next append: when the table's last seq is below the last seq the
+/// session published, the missing frames are re-appended from its ring — same ids, same
+/// bytes, fenced like any append, not published again — before anything new
+/// (`agent_webkit_repaired_events_total`). Frames the ring no longer holds cannot be repaired:
+/// that is logged and counted (`agent_webkit_unrepairable_events_total`), the session goes on
+/// after its published ids, and a resume across the hole answers `412 events_lost`
+/// (`session::subscription`) instead of skipping it.
+#[derive(Default)]
+struct Verify {
+    /// Whether a connection was ever replaced (until then nothing can be missing).
+    active: bool,
+    /// Whether the first connection was made.
+    connected_once: bool,
+    /// Sessions checked since the last reconnect.
+    checked: HashSet<Uuid>,
+}
+
+impl Verify {
+    fn reconnected(&mut self) {
+        if self.connected_once {
+            self.active = true;
+            self.checked.clear();
+        }
+        self.connected_once = true;
+    }
+
+    async fn repair(
+        &mut self,
+        client: &Object,
+        host_id: i32,
+        batch: &[Append],
+        metrics: &Metrics,
+    ) -> Result<(), StoreError> {
+        if !self.active {
+            return Ok(());
+        }
+        let mut todo: Vec<&Append> = Vec::new();
+        for append in batch {
+            if !self.checked.contains(&append.session_id)
+                && !todo.iter().any(|a| a.session_id == append.session_id)
+            {
+                todo.push(append);
+            }
+        }
+        if todo.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = todo.iter().map(|a| a.session_id).collect();
+        let rows = client
+            .query(
+                "SELECT session_id, max(seq) FROM events WHERE session_id = ANY($1) \
+                 GROUP BY session_id",
+                &[&ids],
+            )
+            .await?;
+        for append in todo {
+            let id = append.session_id;
+            let stored = rows
+                .iter()
+                .find(|r| r.get::<_, Uuid>(0) == id)
+                .map_or(0, |r| r.get::<_, i64>(1) as u64);
+            let published = append.sink.published_last().unwrap_or(0);
+            if stored < published {
+                let missing = published - stored;
+                match append.sink.frames_after(stored) {
+                    Some(frames) => {
+                        let repair = Append {
+                            session_id: id,
+                            epoch: append.epoch,
+                            frames,
+                            transcript: Vec::new(),
+                            sink: append.sink.clone(),
+                            ack: None,
+                            span: tracing::Span::none(),
+                        };
+                        let owned = commit(client, host_id, &[repair], Attempt::Retry).await?;
+                        if owned.contains(&id) {
+                            metrics.repaired_events.increment(missing);
+                            tracing::warn!(session_id = %id, first = stored + 1, last = published,
+                                "the database lost events this host had published; re-appended them from the ring");
+                        }
+                    }
+                    None => {
+                        metrics.unrepairable_events.increment(missing);
+                        tracing::error!(session_id = %id, first = stored + 1, last = published,
+                            "the database lost events this host had published and no longer holds; resuming across them answers 412");
+                    }
+                }
+            }
+            self.checked.insert(id);
+        }
+        Ok(())
     }
 }
 

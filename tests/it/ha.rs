@@ -437,3 +437,131 @@ async fn a_partitioned_host_is_fenced_and_comes_back_without_harm() {
     let lost: i64 = client.query_one(turn_lost_sql(), &[]).await.unwrap().get(0);
     eprintln!("turns reported lost: {lost}");
 }
+
+/// An asynchronous standby whose link to the primary stalled (a proxy stops forwarding its
+/// replication stream) is promoted after the primary's SIGKILL: it lacks the newest commits —
+/// events subscribers already received. Each owner, at its writer's reconnect, finds the table
+/// behind what it published and re-appends the missing frames from its ring before anything
+/// new: every subscriber ends with exactly the new primary's table, no hole, no duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_promoted_asynchronous_standby_gets_its_lost_tail_back_from_the_owners() {
+    let primary_dir = fresh_dir("awk-ha-primary-");
+    let primary = PgCluster::start(ClusterOptions {
+        data_dir: primary_dir.clone(),
+        ephemeral: true,
+        fsync: true,
+        port: None,
+    })
+    .await
+    .expect("starting the primary");
+    let admin = connect(&primary.url("postgres")).await;
+    alter_system(&admin, "fsync = off").await;
+    let link = Proxy::start(format!("127.0.0.1:{}", primary.port()).parse().unwrap()).await;
+    let standby_dir = fresh_dir("awk-ha-standby-");
+    let port = primary.port().to_string();
+    run_pg_tool(
+        "pg_basebackup",
+        &[
+            "-D",
+            standby_dir.to_str().unwrap(),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+        ],
+    );
+    // The standby streams from the primary through the proxy, so its link can be cut alone.
+    let auto = standby_dir.join("postgresql.auto.conf");
+    let conf = std::fs::read_to_string(&auto).unwrap();
+    let conf = conf.replace(&format!("port={port}"), &format!("port={}", link.port));
+    std::fs::write(&auto, conf).unwrap();
+    let standby = PgCluster::start(ClusterOptions {
+        data_dir: standby_dir,
+        ephemeral: true,
+        fsync: false,
+        port: None,
+    })
+    .await
+    .expect("starting the standby");
+    wait_until(Duration::from_secs(30), "an async standby streaming", || async {
+        let row = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) == 1
+    })
+    .await;
+    let (p1, p2) = (primary.port(), standby.port());
+    let multi = format!(
+        "postgres://postgres@127.0.0.1:{p1},127.0.0.1:{p2}/postgres?target_session_attrs=read-write"
+    );
+    let standby_url = standby.url("postgres");
+
+    let fixtures = drill_fixtures();
+    let fleet = Fleet::start_with(&multi, Some(&fixtures), Balance::Sticky).await;
+    let lb = fleet.lb.api();
+    let sessions = drill::start(&lb, &multi, "drill", 10, TURNS).await;
+    wait_for_ownership(&admin, 10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // turns are running
+    // The standby stops receiving; for a while the primary alone commits (and the subscribers
+    // receive) the newest events.
+    link.pause();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let on_primary: i64 = admin
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let pid = postmaster_pid(&primary_dir);
+    assert!(std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let new_primary = connect(&standby_url).await;
+    let had: i64 = new_primary
+        .query_one("SELECT count(*) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let promoted: bool = new_primary
+        .query_one("SELECT pg_promote(true, 30)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(promoted);
+    assert!(had < on_primary, "the standby lost nothing ({had} of {on_primary}): no test");
+
+    let report = tokio::time::timeout(
+        Duration::from_secs(90),
+        drill::verify(&standby_url, sessions),
+    )
+    .await
+    .expect("the drill did not finish within 90 s");
+    report.assert_clean();
+    // Each owner says which sessions it repaired (and the metric counts the events).
+    let mut repaired = 0;
+    for entry in std::fs::read_dir(fleet.logs.path()).unwrap() {
+        let log = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        repaired += log
+            .lines()
+            .filter(|l| l.contains("re-appended them from the ring"))
+            .count();
+    }
+    eprintln!(
+        "async standby promoted: it had {had} of the primary's {on_primary} events; \
+         {repaired} sessions repaired by their owners; {report:?}"
+    );
+    assert!(repaired > 0, "no owner repaired anything");
+    drop(link);
+}

@@ -69,9 +69,10 @@ pub const BAD_FILTER: &str = "`unknown_parameter`, `duplicate_parameter`, `inval
 pub const BAD_STREAM: &str = "`invalid_last_event_id` (not a non-negative integer), \
     `invalid_path`.";
 
-pub const PRECONDITION: &str = "`last_event_id_ahead` (beyond the session's last event) or \
-    `events_expired` (retention removed the events after it): rebuild from \
-    `GET /sessions/{id}/events`, then stream from its last id.";
+pub const PRECONDITION: &str = "`last_event_id_ahead` (beyond the session's last event), \
+    `events_expired` (retention removed the events after it) or `events_lost` (a database \
+    failover lost events after it): rebuild from `GET /sessions/{id}/events`, then stream \
+    from its last id.";
 
 pub const TOO_MANY_SUBSCRIBERS: &str =
     "`too_many_subscribers`: `--max-subscribers-per-session` streams are open on this host.";
