@@ -490,16 +490,20 @@ async fn a_promoted_asynchronous_standby_gets_its_lost_tail_back_from_the_owners
     })
     .await
     .expect("starting the standby");
-    wait_until(Duration::from_secs(30), "an async standby streaming", || async {
-        let row = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
-                &[],
-            )
-            .await
-            .unwrap();
-        row.get::<_, i64>(0) == 1
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "an async standby streaming",
+        || async {
+            let row = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            row.get::<_, i64>(0) == 1
+        },
+    )
     .await;
     let (p1, p2) = (primary.port(), standby.port());
     let multi = format!(
@@ -513,8 +517,8 @@ async fn a_promoted_asynchronous_standby_gets_its_lost_tail_back_from_the_owners
     let sessions = drill::start(&lb, &multi, "drill", 10, TURNS).await;
     wait_for_ownership(&admin, 10).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // turns are running
-    // The standby stops receiving; for a while the primary alone commits (and the subscribers
-    // receive) the newest events.
+                                                          // The standby stops receiving; for a while the primary alone commits (and the subscribers
+                                                          // receive) the newest events.
     link.pause();
     tokio::time::sleep(Duration::from_millis(800)).await;
     let on_primary: i64 = admin
@@ -540,7 +544,10 @@ async fn a_promoted_asynchronous_standby_gets_its_lost_tail_back_from_the_owners
         .unwrap()
         .get(0);
     assert!(promoted);
-    assert!(had < on_primary, "the standby lost nothing ({had} of {on_primary}): no test");
+    assert!(
+        had < on_primary,
+        "the standby lost nothing ({had} of {on_primary}): no test"
+    );
 
     let report = tokio::time::timeout(
         Duration::from_secs(90),

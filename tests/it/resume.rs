@@ -178,3 +178,35 @@ async fn a_reconnecting_client_sees_every_event_once_across_a_restart() {
     assert_eq!(all[first.len()].data["message_id"], "m_2");
     server.stop().await;
 }
+
+/// A hole in the table that retention did not make (a failover lost events that could not be
+/// repaired) answers `412 events_lost`: a resume never skips it silently (issue 15).
+#[tokio::test]
+async fn a_resume_across_a_hole_is_412_events_lost() {
+    let db = TestDb::new().await;
+    let mut config = TestServer::config(&db);
+    config.ring_size = 1;
+    let server = TestServer::start_with(config).await;
+    let api = &server.api;
+    let id = api.create("multi_turn").await;
+    let mut stream = api.stream(&id, None).await.unwrap();
+    api.say(&id, "hi").await;
+    let events = stream.until("result").await;
+    assert!(events.len() >= 3, "{events:?}");
+    db.client()
+        .await
+        .execute(
+            "DELETE FROM events WHERE session_id = $1::text::uuid AND seq = 2",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let refused = api.stream(&id, Some("1")).await.err().expect("a 412");
+    assert_eq!(
+        (refused.0.as_u16(), refused.1["code"].as_str()),
+        (412, Some("events_lost"))
+    );
+    // After the hole, resuming works as before.
+    assert!(api.stream(&id, Some("2")).await.is_ok());
+    server.stop().await;
+}
