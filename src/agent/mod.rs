@@ -5,7 +5,7 @@
 //! messages). Translation to wire events happens once, in `session::translate`, never in a
 //! runtime, so the replay runtime and the Claude CLI runtime cannot drift apart.
 //!
-//! The shape follows what the Claude Code CLI needs (`specs/claude-code-stream-json.md`):
+//! The shape follows what the Claude Code CLI needs (`docs/claude-cli.md`):
 //! - messages stream out while a turn runs, independent of any HTTP request;
 //! - a permission / question / hook callback is *parked*: the runtime hands the session a
 //!   [`oneshot::Sender<Decision>`] and keeps reading its own output; the first HTTP reply
@@ -42,7 +42,7 @@ pub struct SessionConfig {
     pub hooks: Option<Value>,
 }
 
-/// Permission modes the Claude CLI accepts (`specs/claude-code-stream-json.md` §2.2).
+/// Permission modes the Claude CLI accepts (`docs/claude-cli.md` §2.2).
 pub const PERMISSION_MODES: &[&str] = &[
     "default",
     "manual",

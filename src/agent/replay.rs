@@ -1,5 +1,5 @@
 //! The replay runtime: plays a scripted scenario instead of talking to a model (format in
-//! `specs/wire-protocol.md`, "Fixture format of the replay agent"), for tests, demos and
+//! `docs/wire-protocol.md`, "Fixture format of the replay agent"), for tests, demos and
 //! benchmarks.
 //!
 //! A script is a prelude (the steps before the first `expect_user_query`, played at start) and

@@ -1,7 +1,7 @@
 //! A session's cost, from the running totals its agents report.
 //!
 //! The `total_cost_usd` of a `result` is a **running total**, not the turn's cost: the Claude
-//! CLI reports what its conversation has cost so far (`specs/claude-code-stream-json.md` §6.5:
+//! CLI reports what its conversation has cost so far (`docs/claude-cli.md` §6.5:
 //! "cumulative for the process/session … read the latest value, do not sum"), and a process
 //! started with `--resume` continues from the conversation's saved total (§13). The replay
 //! runtime's scripts are recorded SDK `ResultMessage`s, whose `total_cost_usd` is that same CLI

@@ -1,5 +1,5 @@
 //! SDK-level agent messages → wire events. The only place this mapping lives, so every runtime
-//! produces the same events (`specs/wire-protocol.md`, "Outbound events").
+//! produces the same events (`docs/wire-protocol.md`, "Outbound events").
 
 use crate::agent::{AgentEvent, Ask, AskKind, Decision};
 use crate::frame::names;

@@ -1,4 +1,4 @@
-//! The wire protocol, row by row (`specs/wire-protocol.md`).
+//! The wire protocol, row by row (`docs/wire-protocol.md`).
 
 use crate::support::sse::{assert_contiguous, names};
 use crate::support::{fixtures_with, TestDb, TestServer};

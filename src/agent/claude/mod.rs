@@ -1,5 +1,5 @@
 //! The Claude runtime: one Claude Code CLI process per session, driven over stream-json
-//! (`specs/claude-code-stream-json.md`).
+//! (`docs/claude-cli.md`).
 //!
 //! No crate fits: the ones on crates.io block while a permission callback waits, or cannot
 //! answer one at all, and a server must park a permission for as long as a person takes. So the
