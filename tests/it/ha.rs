@@ -102,7 +102,9 @@ struct Pair {
     standby: PgCluster,
 }
 
-async fn replicated_pair() -> Pair {
+/// A primary cluster for a standby to copy (fsync off through ALTER SYSTEM, see below), with
+/// an admin connection.
+async fn primary() -> (PgCluster, PathBuf, tokio_postgres::Client) {
     let primary_dir = fresh_dir("awk-ha-primary-");
     // fsync on: `fsync: false` also passes `synchronous_commit=off` on the command line, and
     // commits would then not wait for the standby. fsync itself is turned off below.
@@ -118,6 +120,12 @@ async fn replicated_pair() -> Pair {
     // hot_standby=on, and (with --auth=trust) `host replication all 127.0.0.1/32 trust`.
     let admin = connect(&primary.url("postgres")).await;
     alter_system(&admin, "fsync = off").await;
+    (primary, primary_dir, admin)
+}
+
+/// A streaming standby of `primary` (`pg_basebackup -R`), replicating through `via` (a
+/// proxy's port) when given, so its link can be cut on its own.
+async fn standby_of(primary: &PgCluster, via: Option<u16>) -> PgCluster {
     let standby_dir = fresh_dir("awk-ha-standby-");
     let port = primary.port().to_string();
     run_pg_tool(
@@ -138,14 +146,28 @@ async fn replicated_pair() -> Pair {
             "postgres",
         ],
     );
-    let standby = PgCluster::start(ClusterOptions {
+    if let Some(via) = via {
+        let auto = standby_dir.join("postgresql.auto.conf");
+        let conf = std::fs::read_to_string(&auto).unwrap();
+        std::fs::write(
+            &auto,
+            conf.replace(&format!("port={port}"), &format!("port={via}")),
+        )
+        .unwrap();
+    }
+    PgCluster::start(ClusterOptions {
         data_dir: standby_dir,
         ephemeral: true,
         fsync: false,
         port: None,
     })
     .await
-    .expect("starting the standby");
+    .expect("starting the standby")
+}
+
+async fn replicated_pair() -> Pair {
+    let (primary, primary_dir, admin) = primary().await;
+    let standby = standby_of(&primary, None).await;
     // Only now, so the standby's copy of postgresql.auto.conf does not name itself a
     // synchronous standby to wait for once promoted.
     alter_system(&admin, "synchronous_standby_names = '*'").await;
@@ -445,51 +467,9 @@ async fn a_partitioned_host_is_fenced_and_comes_back_without_harm() {
 /// new: every subscriber ends with exactly the new primary's table, no hole, no duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_promoted_asynchronous_standby_gets_its_lost_tail_back_from_the_owners() {
-    let primary_dir = fresh_dir("awk-ha-primary-");
-    let primary = PgCluster::start(ClusterOptions {
-        data_dir: primary_dir.clone(),
-        ephemeral: true,
-        fsync: true,
-        port: None,
-    })
-    .await
-    .expect("starting the primary");
-    let admin = connect(&primary.url("postgres")).await;
-    alter_system(&admin, "fsync = off").await;
+    let (primary, primary_dir, admin) = primary().await;
     let link = Proxy::start(format!("127.0.0.1:{}", primary.port()).parse().unwrap()).await;
-    let standby_dir = fresh_dir("awk-ha-standby-");
-    let port = primary.port().to_string();
-    run_pg_tool(
-        "pg_basebackup",
-        &[
-            "-D",
-            standby_dir.to_str().unwrap(),
-            "-R",
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-U",
-            "postgres",
-        ],
-    );
-    // The standby streams from the primary through the proxy, so its link can be cut alone.
-    let auto = standby_dir.join("postgresql.auto.conf");
-    let conf = std::fs::read_to_string(&auto).unwrap();
-    let conf = conf.replace(&format!("port={port}"), &format!("port={}", link.port));
-    std::fs::write(&auto, conf).unwrap();
-    let standby = PgCluster::start(ClusterOptions {
-        data_dir: standby_dir,
-        ephemeral: true,
-        fsync: false,
-        port: None,
-    })
-    .await
-    .expect("starting the standby");
+    let standby = standby_of(&primary, Some(link.port)).await;
     wait_until(
         Duration::from_secs(30),
         "an async standby streaming",
