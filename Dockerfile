@@ -2,7 +2,8 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked
+# The server package only: the tools and the fake CLI are workspace members it does not need.
+RUN cargo build --release --locked --package agent-webkit-server
 
 FROM debian:bookworm-slim
 RUN useradd --system --home /var/lib/agent-webkit agent-webkit

@@ -1,7 +1,7 @@
 //! Micro-benchmarks of the pure functions on the hot path, so a regression shows without a
 //! Postgres (issue 19): frame encoding, reading chunks out of the ring, and the key-order
 //! preserving JSON passthrough of agent messages into wire events. The end-to-end figures
-//! (`agent-webkit-server bench`) remain the ones that count; these localize a change.
+//! (`agent-webkit-bench load`) remain the ones that count; these localize a change.
 //!
 //! Run: `cargo bench --bench hot_paths` (divan prints median and spread per function).
 
@@ -25,13 +25,13 @@ fn delta_data() -> String {
 }
 
 #[divan::bench]
-fn encode_frame_alone(bencher: Bencher) {
+fn encode_frame_alone(bencher: Bencher<'_, '_>) {
     let data = delta_data();
     bencher.bench(|| Frame::encode(black_box(123_456), names::MESSAGE_DELTA, black_box(&data)));
 }
 
 #[divan::bench]
-fn encode_frame_into_shared_blocks(bencher: Bencher) {
+fn encode_frame_into_shared_blocks(bencher: Bencher<'_, '_>) {
     let data = delta_data();
     let mut encoder = Encoder::default();
     let mut seq = 0u64;
@@ -43,7 +43,7 @@ fn encode_frame_into_shared_blocks(bencher: Bencher) {
 
 /// A subscriber's step on a full ring: up to 64 KiB of frames after a cursor.
 #[divan::bench(args = [1, 100, 900])]
-fn read_a_chunk_from_the_ring(bencher: Bencher, behind: u64) {
+fn read_a_chunk_from_the_ring(bencher: Bencher<'_, '_>, behind: u64) {
     let data = delta_data();
     let log = EventLog::new(uuid::Uuid::nil(), 1000, Vec::new(), 0);
     let mut encoder = Encoder::default();
@@ -62,7 +62,7 @@ fn read_a_chunk_from_the_ring(bencher: Bencher, behind: u64) {
 /// An assistant message with a tool call, through translation into wire events (JSON with
 /// its keys in the agent's order).
 #[divan::bench]
-fn translate_an_assistant_message(bencher: Bencher) {
+fn translate_an_assistant_message(bencher: Bencher<'_, '_>) {
     let content = vec![
         json!({"type": "text", "text": "I will read the file first."}),
         json!({"type": "tool_use", "id": "toolu_01", "name": "Read",
@@ -80,7 +80,7 @@ fn translate_an_assistant_message(bencher: Bencher) {
 }
 
 #[divan::bench]
-fn translate_a_delta(bencher: Bencher) {
+fn translate_a_delta(bencher: Bencher<'_, '_>) {
     let delta =
         json!({"type": "text_delta", "text": "The quick brown fox jumps over the lazy dog."});
     bencher.bench(|| {

@@ -8,11 +8,11 @@ use crate::agent::AgentRuntime;
 use crate::config::{AgentKind, AuthMode, Config, ServeArgs};
 use crate::http::limits::{self, Slots};
 use crate::http::listener::{self, Serving};
-use crate::pg_embedded::{ClusterOptions, PgCluster};
 use crate::session::registry::Registry;
 use crate::session::{Deps, Ownership};
 use crate::store::{hosts, writer::Writer, Store};
 use anyhow::Context;
+use pg_embedded::PgCluster;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -248,22 +248,7 @@ pub async fn migrate(db: crate::config::DbArgs) -> anyhow::Result<()> {
 
 /// The configured database, or the embedded cluster in the data directory.
 pub async fn database(db: &crate::config::DbArgs) -> anyhow::Result<(String, Option<PgCluster>)> {
-    if let Some(url) = &db.database_url {
-        return Ok((url.clone(), None));
-    }
-    std::fs::create_dir_all(&db.data_dir)
-        .with_context(|| format!("creating data dir {}", db.data_dir.display()))?;
-    let data_dir = std::fs::canonicalize(&db.data_dir)?.join("pg");
-    tracing::info!(dir = %data_dir.display(), "no --database-url: starting the embedded PostgreSQL");
-    let cluster = PgCluster::start(ClusterOptions {
-        data_dir,
-        ephemeral: false,
-        fsync: true,
-        port: None,
-    })
-    .await?;
-    let url = cluster.url("postgres");
-    Ok((url, Some(cluster)))
+    Ok(PgCluster::url_or_start(db.database_url.as_deref(), &db.data_dir).await?)
 }
 
 fn resolve_auth(no_auth: bool) -> AuthMode {

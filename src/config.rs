@@ -27,11 +27,7 @@ pub enum Command {
     Migrate(DbArgs),
     /// Query the audit log (events, inputs, sessions) straight from the database.
     #[command(subcommand)]
-    Audit(crate::audit::cli::AuditCommand),
-    /// Fill a database with synthetic sessions, events and inputs (for benchmarks).
-    Generate(crate::audit::generate::GenerateArgs),
-    /// Load a server over HTTP + SSE and report throughput, latency and memory (BENCHMARKS.md).
-    Bench(Box<crate::bench::BenchArgs>),
+    Audit(Box<crate::audit::cli::AuditCommand>),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -9,24 +9,18 @@ async fn main() -> anyhow::Result<()> {
     if let Command::Audit(cmd) = cli.command {
         // `audit` prints its results on stdout (JSON Lines, CSV), so its logs go to stderr.
         telemetry::install(LogFormat::Text, None, std::io::stderr)?;
-        return audit::cli::run(cmd).await;
+        return audit::cli::run(*cmd).await;
     }
     let format = match &cli.command {
         Command::Serve(args) => args.log_format,
         _ => LogFormat::Text,
     };
-    if let Command::Bench(args) = cli.command {
-        // The bench prints its report on stdout; its logs go to stderr.
-        telemetry::install(format, None, std::io::stderr)?;
-        return agent_webkit_server::bench::run(*args).await;
-    }
     let telemetry = telemetry::init(format)?;
     let result = match cli.command {
         Command::Serve(args) => app::serve(*args).await,
         Command::Migrate(db) => app::migrate(db).await,
-        Command::Generate(args) => audit::generate::run(args).await,
         // Handled above, before the telemetry that would log to stdout.
-        Command::Audit(_) | Command::Bench(_) => Ok(()),
+        Command::Audit(_) => Ok(()),
     };
     telemetry.shutdown().await;
     result
@@ -44,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
 ///
 /// The only `unsafe` in the project (the library forbids it): a call into libc with a constant.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
 fn fix_mmap_threshold() {
     // SAFETY: mallopt only sets an allocator parameter, under glibc's own arena lock (it is
     // thread-safe); the option and value are valid constants.

@@ -33,10 +33,6 @@ pub enum AuditCommand {
     Sessions(SessionsArgs),
     /// A Claude session's transcript (what the model was given), as JSON Lines.
     Transcript(TranscriptArgs),
-    /// Runs each API query against this database: the index its plan uses and its p50.
-    Bench(super::bench::BenchArgs),
-    /// Measures the group-commit writer's append rate on this database (adds bench sessions).
-    BenchWriter(super::writer_bench::WriterBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -149,8 +145,6 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Inputs(a) => &a.out.db,
         AuditCommand::Sessions(a) => &a.out.db,
         AuditCommand::Transcript(a) => &a.db,
-        AuditCommand::Bench(a) => &a.db,
-        AuditCommand::BenchWriter(a) => &a.db,
     };
     let (url, cluster) = crate::app::database(db).await?;
     let store = Store::connect(&url, 2)?;
@@ -232,8 +226,6 @@ pub async fn execute(store: &Store, cmd: AuditCommand, out: &mut impl Write) -> 
             }
             Ok(())
         }
-        AuditCommand::Bench(a) => super::bench::run(store, &a, out).await,
-        AuditCommand::BenchWriter(a) => super::writer_bench::run(store, &a, out).await,
     }
 }
 

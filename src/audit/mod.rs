@@ -7,15 +7,12 @@
 //! - [`params`]: filters parsed from `name=value` pairs (query strings and CLI flags alike);
 //! - [`cursor`]: opaque keyset cursors;
 //! - [`format`]: table / JSON Lines / CSV output of the CLI;
-//! - [`cli`]: `agent-webkit-server audit events|inputs|sessions`, with `--follow`;
-//! - [`generate`]: a synthetic data set (≥ 1M events) for the benchmarks;
-//! - [`bench`]: each API query's plan (which index) and latency, for BENCHMARKS.md and tests;
-//! - [`writer_bench`]: the group-commit writer's append rate with the audit columns and indexes.
+//! - [`cli`]: `agent-webkit-server audit events|inputs|sessions|transcript`, with `--follow`.
+//!
+//! The data generator and the query and writer benchmarks are tools, beside the server:
+//! `tools/bench` (`agent-webkit-bench generate|queries|writer`).
 
-pub mod bench;
 pub mod cli;
 pub mod cursor;
 pub mod format;
-pub mod generate;
 pub mod params;
-pub mod writer_bench;

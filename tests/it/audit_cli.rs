@@ -20,7 +20,7 @@ async fn audit(db: &TestDb, args: &[&str]) -> anyhow::Result<String> {
     };
     let store = Store::connect(&db.url, 2)?;
     let mut out = Vec::new();
-    cli::execute(&store, cmd, &mut out).await?;
+    cli::execute(&store, *cmd, &mut out).await?;
     Ok(String::from_utf8(out)?)
 }
 

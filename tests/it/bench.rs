@@ -2,7 +2,7 @@
 //! counts every event exactly once. No timing is asserted.
 
 use crate::support::{fixtures_with, TestDb, TestServer, TOKEN};
-use agent_webkit_server::bench::{self, target::Target, BenchArgs};
+use agent_webkit_bench::load::{self as bench, target::Target, BenchArgs};
 use clap::Parser;
 
 #[derive(Parser)]

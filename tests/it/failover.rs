@@ -5,7 +5,7 @@ use crate::support::drill::{self, scenario};
 use crate::support::fleet::{free_port, Balance, Fleet};
 use crate::support::sse::names;
 use crate::support::{fixtures_with, Scratch, TestDb};
-use agent_webkit_server::pg_embedded::{ClusterOptions, PgCluster};
+use pg_embedded::{ClusterOptions, PgCluster};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -170,7 +170,7 @@ async fn a_paused_owner_is_fenced_and_ends_its_streams_drill(balance: Balance) {
         })
     });
     let _followers = futures::future::join_all(probes).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let now = owners(&client).await;
         let still: Vec<_> = victim_sessions
@@ -181,7 +181,7 @@ async fn a_paused_owner_is_fenced_and_ends_its_streams_drill(balance: Balance) {
             break;
         }
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "sessions {still:?} still owned by the paused host"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,10 +1,10 @@
 //! Each API query's plan reads the index chosen for it (`EXPLAIN`), on a generated data set
 //! big enough that the planner would rather not scan (no `enable_seqscan` tricks). The 1M
-//! figures in BENCHMARKS.md come from the same cases (`audit bench`).
+//! figures in BENCHMARKS.md come from the same cases (`agent-webkit-bench queries`).
 
 use crate::support::TestDb;
-use agent_webkit_server::audit::bench;
-use agent_webkit_server::audit::generate::{self, Spec};
+use agent_webkit_bench::generate::{self, Spec};
+use agent_webkit_bench::queries as bench;
 use agent_webkit_server::store::Store;
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ async fn the_writer_bench_commits_every_event_with_its_audit_columns() {
     let db = TestDb::new().await;
     let store = Store::connect(&db.url, 4).unwrap();
     store.migrate().await.unwrap();
-    let rate = agent_webkit_server::audit::writer_bench::measure(&store, 5, 1000)
+    let rate = agent_webkit_bench::writer::measure(&store, 5, 1000)
         .await
         .unwrap();
     assert!(rate > 0.0);

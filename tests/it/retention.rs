@@ -2,7 +2,7 @@
 //! into a removed range is 412.
 
 use crate::support::{fixtures_with, many_messages, TestDb, TestServer};
-use agent_webkit_server::audit::generate::{self, Spec};
+use agent_webkit_bench::generate::{self, Spec};
 use agent_webkit_server::store::{retention, Store};
 use std::time::{Duration, SystemTime};
 

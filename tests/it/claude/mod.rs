@@ -1,5 +1,5 @@
 //! The Claude runtime end to end: the real server with `--agent claude`, against the fake CLI
-//! (`tests/fake_claude/`) and, in [`contract`], against the real CLI.
+//! (`tools/fake-claude/`) and, in [`contract`], against the real CLI.
 
 mod contract;
 mod fake_api;
@@ -60,7 +60,7 @@ impl FakeCli {
             fake.scenario.display(),
             fake.record.display(),
             fake.dir.join("config").display(),
-            env!("CARGO_BIN_EXE_fake-claude"),
+            crate::support::tools::fake_claude().display(),
         );
         std::fs::write(&fake.wrapper, script).unwrap();
         std::fs::set_permissions(&fake.wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -329,7 +329,7 @@ async fn the_transcript_endpoint_pages_streams_ndjson_and_isolates() {
     };
     let store = agent_webkit_server::store::Store::connect(&db.url, 2).unwrap();
     let mut out = Vec::new();
-    agent_webkit_server::audit::cli::execute(&store, cmd, &mut out)
+    agent_webkit_server::audit::cli::execute(&store, *cmd, &mut out)
         .await
         .unwrap();
     assert_eq!(String::from_utf8(out).unwrap(), expected);

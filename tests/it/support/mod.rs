@@ -10,9 +10,10 @@ pub mod process;
 pub mod proxy;
 pub mod scratch;
 pub mod sse;
+pub mod tools;
 
 use agent_webkit_server::config::{AuthMode, Config};
-use agent_webkit_server::pg_embedded::{ClusterOptions, EmbeddedError, PgCluster};
+use pg_embedded::{ClusterOptions, EmbeddedError, PgCluster};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;

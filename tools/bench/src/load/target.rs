@@ -6,8 +6,8 @@
 
 use super::http::Client;
 use super::BenchArgs;
-use crate::pg_embedded::{ClusterOptions, PgCluster};
 use anyhow::{bail, Context};
+use pg_embedded::{ClusterOptions, PgCluster};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -114,10 +114,7 @@ impl Target {
         };
         let database_url = cluster.url("postgres");
         let token = random_token();
-        let bin = match &args.server_bin {
-            Some(bin) => bin.clone(),
-            None => std::env::current_exe()?,
-        };
+        let bin = super::server_bin(args)?;
         let mut server_args: Vec<std::ffi::OsString> = vec![bin.into_os_string(), "serve".into()];
         for arg in [
             "--database-url",

@@ -1,4 +1,4 @@
-//! `agent-webkit-server bench`: a black-box load generator over HTTP + SSE.
+//! `agent-webkit-bench load`: a black-box load generator over HTTP + SSE.
 //!
 //! It drives a server it starts itself (the server binary on a throwaway embedded Postgres,
 //! fsync on) or one already running (`--url`), with replay scenarios it writes to the fixtures
@@ -75,7 +75,8 @@ pub struct BenchArgs {
     #[arg(long, env = "BENCH_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// Server binary to start (default: this executable).
+    /// Server binary to start (default: `agent-webkit-server` beside this executable, where
+    /// `cargo build --release` puts both).
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
 
@@ -198,7 +199,7 @@ pub struct Measured {
 /// Upper bound of one scenario run: the tool always stops by itself.
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// `agent-webkit-server bench`.
+/// `agent-webkit-bench load`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let target = Target::new(&args).await?;
     let result = run_on(&target, &args).await;
@@ -347,13 +348,27 @@ fn variants(kind: ScenarioKind, a: &BenchArgs) -> anyhow::Result<Vec<Variant>> {
             rate: a.takeover_rate,
             turn_seconds: a.takeover_turn_seconds,
             bytes,
-            server_bin: match &a.server_bin {
-                Some(bin) => bin.clone(),
-                None => std::env::current_exe()?,
+            server_bin: match a.url {
+                Some(_) => None,
+                None => Some(server_bin(a)?),
             },
-            external: a.url.is_some(),
         })],
     })
+}
+
+/// The server binary to start: --server-bin, or `agent-webkit-server` beside this tool.
+pub fn server_bin(args: &BenchArgs) -> anyhow::Result<PathBuf> {
+    if let Some(bin) = &args.server_bin {
+        return Ok(bin.clone());
+    }
+    let exe = std::env::current_exe()?;
+    let beside = exe.with_file_name("agent-webkit-server");
+    anyhow::ensure!(
+        beside.is_file(),
+        "no server binary at {} (build it with `cargo build --release`, or pass --server-bin)",
+        beside.display()
+    );
+    Ok(beside)
 }
 
 async fn run_one(target: &Target, v: Variant, keep: &mut Vec<String>) -> anyhow::Result<Measured> {

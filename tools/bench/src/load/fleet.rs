@@ -21,7 +21,7 @@ use tokio::process::{Child, Command};
 
 /// `ops/haproxy.cfg` names three servers.
 const HOSTS: usize = 3;
-const HAPROXY_CFG: &str = include_str!("../../ops/haproxy.cfg");
+const HAPROXY_CFG: &str = include_str!("../../../../ops/haproxy.cfg");
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every host runs with.
@@ -165,7 +165,7 @@ fn watchdog_command(program: &Path) -> Command {
     cmd
 }
 
-fn host_command(config: &HostConfig, name: &str, port: u16, token: &str) -> Command {
+fn host_command(config: &HostConfig<'_>, name: &str, port: u16, token: &str) -> Command {
     let mut cmd = watchdog_command(config.bin);
     cmd.arg("serve")
         .args(["--database-url", config.database_url])

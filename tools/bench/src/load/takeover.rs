@@ -42,10 +42,9 @@ pub struct Params {
     pub rate: f64,
     pub turn_seconds: f64,
     pub bytes: usize,
-    /// The server binary the hosts run.
-    pub server_bin: PathBuf,
-    /// The target is a server the tool did not start (`--url`).
-    pub external: bool,
+    /// The server binary the hosts run; `None` when the target is a server the tool did not
+    /// start (`--url`), which has no fleet for this scenario.
+    pub server_bin: Option<PathBuf>,
 }
 
 /// Pacing period of the turns: bursts of `rate × PERIOD_S` messages (timers are ~1 ms coarse).
@@ -54,9 +53,9 @@ const PERIOD_S: f64 = 0.010;
 const WAIT: Duration = Duration::from_secs(30);
 
 pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
-    if p.external {
+    let Some(bin) = &p.server_bin else {
         return Err(Missing("takeover needs the tool to start its own fleet (no --url)").into());
-    }
+    };
     let url = target.database_url.as_deref().ok_or(Missing(
         "takeover needs the tool's throwaway database for its fleet",
     ))?;
@@ -65,7 +64,7 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
     let scenario = Scenario::new(p.turns, messages, p.bytes).paced(per_burst, PERIOD_S);
     let fixture = scenario.write(&target.fixtures)?;
     let fleet = Fleet::start(HostConfig {
-        bin: &p.server_bin,
+        bin,
         database_url: url,
         fixtures: &target.fixtures,
         ring_size: target.ring_size,

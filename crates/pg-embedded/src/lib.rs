@@ -164,6 +164,32 @@ impl PgCluster {
     }
 
     /// `postgres://postgres@127.0.0.1:<port>/<dbname>` (trust auth; superuser `postgres`).
+    /// The database at `url`, or, without one, a persistent cluster in `<data_dir>/pg` started
+    /// for the caller (fsync on), which the caller stops. What `serve`, `migrate`, `audit` and
+    /// the data tools do when no `--database-url` is given.
+    pub async fn url_or_start(
+        url: Option<&str>,
+        data_dir: &Path,
+    ) -> Result<(String, Option<PgCluster>), EmbeddedError> {
+        if let Some(url) = url {
+            return Ok((url.to_owned(), None));
+        }
+        fs::create_dir_all(data_dir).ctx(format!("creating {}", data_dir.display()))?;
+        let data_dir = fs::canonicalize(data_dir)
+            .ctx(format!("resolving {}", data_dir.display()))?
+            .join("pg");
+        tracing::info!(dir = %data_dir.display(), "no database URL: starting the embedded PostgreSQL");
+        let cluster = PgCluster::start(ClusterOptions {
+            data_dir,
+            ephemeral: false,
+            fsync: true,
+            port: None,
+        })
+        .await?;
+        let url = cluster.url("postgres");
+        Ok((url, Some(cluster)))
+    }
+
     pub fn url(&self, dbname: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{dbname}", self.port)
     }

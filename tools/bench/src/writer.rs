@@ -1,4 +1,4 @@
-//! `agent-webkit-server audit bench-writer`: the append rate of the real group-commit writer
+//! `agent-webkit-bench writer`: the append rate of the real group-commit writer
 //! (`store::writer`, `append.sql` with its audit columns and whatever indexes the database
 //! has), so the cost of the audit indexes can be read end to end, not only in SQL.
 //!
@@ -7,10 +7,10 @@
 //! decisions and results) a few frames at a time, as session tasks do. The rate is events
 //! committed per second of wall time, from the first append to the last acknowledgement.
 
-use crate::config::DbArgs;
-use crate::frame::{names, Frame};
-use crate::store::writer::{Append, CommitSink, Writer};
-use crate::store::{hosts, Store, StoreError};
+use crate::DbArgs;
+use agent_webkit_server::frame::{names, Frame};
+use agent_webkit_server::store::writer::{Append, CommitSink, Writer};
+use agent_webkit_server::store::{hosts, Store, StoreError};
 use clap::Args;
 use serde_json::json;
 use std::io::Write;

@@ -1,4 +1,4 @@
-//! A synthetic audit log: `agent-webkit-server generate --sessions 10000 --events 1000000`.
+//! A synthetic audit log: `agent-webkit-bench generate --sessions 10000 --events 1000000`.
 //!
 //! Sessions of many principals, spread over `--span` (default 30 days) so time filters and
 //! retention have something to cut; each session a run of turns shaped like real ones
@@ -8,8 +8,9 @@
 //! same functions as the writer's `append.sql`, so the indexes see what production sees.
 //! Deterministic for a given `--seed`.
 
-use crate::config::{parse_duration, DbArgs};
-use crate::store::{Store, StoreError};
+use crate::DbArgs;
+use agent_webkit_server::config::parse_duration;
+use agent_webkit_server::store::{Store, StoreError};
 use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -58,7 +59,7 @@ const TOOLS: &[&str] = &["Read", "Bash", "Edit", "Grep", "Write", "WebFetch"];
 const CHUNK: u64 = 100;
 
 pub async fn run(args: GenerateArgs) -> anyhow::Result<()> {
-    let (url, cluster) = crate::app::database(&args.db).await?;
+    let (url, cluster) = args.db.open().await?;
     let store = Store::connect(&url, 2)?;
     store.migrate().await?;
     let spec = Spec {

@@ -1,16 +1,16 @@
 //! Each API query against a real data set: which index its plan reads (`EXPLAIN`) and how long
-//! it takes (p50 over `--iterations` runs). `agent-webkit-server audit bench` prints the table
+//! it takes (p50 over `--iterations` runs). `agent-webkit-bench queries` prints the table
 //! that BENCHMARKS.md records; the integration tests run the same [`cases`] on a smaller
 //! generated data set and assert the plan names the expected index.
 //!
 //! Sample values (a session, its principal, one of its tool calls) are taken from the data, so
 //! the queries ask for things that exist, as an operator's would.
 
-use crate::config::DbArgs;
-use crate::store::audit::{
+use crate::DbArgs;
+use agent_webkit_server::store::audit::{
     self, EventFilter, InputFilter, SessionFilter, SessionStatus, Statement,
 };
-use crate::store::{Store, StoreError};
+use agent_webkit_server::store::{Store, StoreError};
 use clap::Args;
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
