@@ -158,7 +158,7 @@ async fn sniff(mut io: Io, stop: &CancellationToken, timeout: Duration) -> Optio
 /// The answer on a reserved slot to anything but a health check; then the connection closes.
 async fn refuse<W: AsyncWrite + Unpin>(mut io: W) {
     let body = serde_json::json!({
-        "code": "too_many_connections",
+        "code": crate::codes::ErrorCode::TooManyConnections.as_str(),
         "message": "this host has too many open connections; retry",
     })
     .to_string();

@@ -131,10 +131,7 @@ impl Registry {
         // A host whose own lease ran out ends every session it holds at its next ownership
         // check, so a claim now would take a session only to drop it without a release.
         if self.lease_expired() {
-            return Err(SessionError::Store(crate::store::StoreError::Unavailable(
-                "this host's lease has expired; it takes no sessions until its heartbeat is back"
-                    .into(),
-            )));
+            return Err(SessionError::LeaseExpired);
         }
         Ok(sessions::claim(
             &deps.store,

@@ -103,7 +103,7 @@ impl Mirror {
                     let uuid = map
                         .get("uuid")
                         .and_then(Value::as_str)
-                        .filter(|u| crate::store::text::indexed_text_problem(u).is_none())
+                        .filter(|u| crate::text::indexed_text_problem(u).is_none())
                         .map(str::to_owned);
                     Ok((uuid, entry.to_string()))
                 }

@@ -4,7 +4,7 @@ use serde_json::json;
 use std::path::Path;
 use tokio::time::timeout;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reference");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 const PATIENCE: Duration = Duration::from_secs(5);
 
 fn config(fixture: Option<&str>) -> SessionConfig {
