@@ -111,3 +111,36 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_session_error_answers_with_its_own_code_and_retry_after_for_503() {
+        let cases = [
+            (SessionError::LeaseExpired, "lease_expired", 503),
+            (SessionError::Draining, "draining", 503),
+            (SessionError::NotFound, "session_not_found", 404),
+            (SessionError::Closed, "session_closed", 410),
+            (
+                SessionError::Store(StoreError::Unavailable("down".into())),
+                "database_unavailable",
+                503,
+            ),
+        ];
+        for (error, code, status) in cases {
+            let response = ApiError::from(error).into_response();
+            assert_eq!(response.status().as_u16(), status, "{code}");
+            assert_eq!(
+                response.headers().contains_key(header::RETRY_AFTER),
+                status == 503,
+                "{code}"
+            );
+        }
+        assert_eq!(
+            ApiError::from(SessionError::LeaseExpired).code.as_str(),
+            "lease_expired"
+        );
+    }
+}

@@ -419,7 +419,7 @@ async fn a_partitioned_host_is_fenced_and_comes_back_without_harm() {
                 }
                 format!("200, ended after {n} events")
             }
-            Err((status, _)) => status.as_u16().to_string(),
+            Err((status, body)) => format!("{} {}", status.as_u16(), body["code"]),
         }
     })
     .await
