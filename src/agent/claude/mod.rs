@@ -4,13 +4,13 @@
 //! No crate fits: the ones on crates.io block while a permission callback waits, or cannot
 //! answer one at all, and a server must park a permission for as long as a person takes. So the
 //! client is written here, in small parts:
-//! - [`argv`]: the command line and environment (§2), credentials passed through untouched;
+//! - [`argv`]: the command line and environment (§1), credentials passed through untouched;
 //! - [`cwd`]: where a session's CLI may run (allowed roots, per-session directories);
 //! - [`workdirs`]: removing a closed session's own directory once its CLI is reaped;
 //! - [`process`]: spawn in a process group; close stdin, SIGTERM, SIGKILL; reap in the background;
 //! - [`pipes`]: the stdout reader, the stderr drainer and the stdin writer tasks;
 //! - [`protocol`]: NDJSON framing and the frames we write, kept as raw `serde_json::Value`s;
-//! - [`mapping`]: CLI frames → [`AgentEvent`]s (§17);
+//! - [`mapping`]: CLI frames → [`AgentEvent`]s (§6.8);
 //! - [`control`]: our control requests and their deadlines; [`asks`]: the CLI's parked requests;
 //! - [`requests`]: the CLI's control requests to us;
 //! - [`hooks`]: hook callbacks the session registers;
