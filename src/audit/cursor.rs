@@ -2,7 +2,7 @@
 //! base64. Opaque so clients cannot build one (and so the key may change shape later); tagged
 //! so a cursor of one list is refused by another instead of being misread.
 
-use super::params::ParamError;
+use super::ParamError;
 use crate::codes::ErrorCode;
 use crate::store::audit::{SessionKey, TimeKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -15,3 +15,13 @@
 
 pub mod cursor;
 pub mod params;
+
+use crate::codes::ErrorCode;
+
+/// A refused filter or cursor: a stable code and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParamError {
+    pub code: ErrorCode,
+    pub message: String,
+}

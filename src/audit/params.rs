@@ -19,13 +19,7 @@ use uuid::Uuid;
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 
-/// A refused filter: a stable code and the reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ParamError {
-    pub code: ErrorCode,
-    pub message: String,
-}
+pub use super::ParamError;
 
 fn err(code: ErrorCode, message: impl Into<String>) -> ParamError {
     ParamError {

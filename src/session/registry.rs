@@ -158,7 +158,8 @@ impl Registry {
                 },
                 Lookup::Closed { .. } => return Ok(()),
                 Lookup::Elsewhere { owner } => {
-                    match super::forward::close(self, id, owner, principal).await {
+                    let log = self.follow(id, principal).await?;
+                    match super::forward::close(&self.deps, log, id, owner, principal).await {
                         Err(SessionError::OwnedElsewhere) => continue,
                         other => return other,
                     }
