@@ -8,6 +8,7 @@
 //! Each session id has a slot guarded by an async mutex, so concurrent requests for a dormant
 //! session rehydrate it once, and eviction cannot race a request that is bringing it back.
 
+use super::log::LogState;
 use super::{actor, Deps, Session, SessionError};
 use crate::agent::SessionConfig;
 use crate::store::sessions::{self, Claim, Peek};
@@ -84,11 +85,15 @@ impl Registry {
         let slot = self.slot(id);
         let mut held = slot.lock().await;
         if let Some(session) = held.as_ref().filter(|s| s.is_running()) {
-            return if session.principal == principal {
-                Ok(Lookup::Live(session.clone()))
-            } else {
-                Err(SessionError::NotFound)
-            };
+            if session.principal != principal {
+                return Err(SessionError::NotFound);
+            }
+            // Past its lease this host ended every session (their logs are gone) and may
+            // serve none of them, even while their tasks are still stopping.
+            if session.log.state() == LogState::Gone && self.lease_expired() {
+                return Err(SessionError::LeaseExpired);
+            }
+            return Ok(Lookup::Live(session.clone()));
         }
         *held = None;
         if self.deps.draining.is_cancelled() {
