@@ -5,6 +5,8 @@
 //! A script is a prelude (the steps before the first `expect_user_query`, played at start) and
 //! turns, each starting at an `expect_user_query`. The resume token is the number of completed
 //! turns, so a session rehydrated elsewhere skips exactly the turns its earlier life played.
+//! `StreamEvent` lines (partial messages) play as `message_delta`s ([`stream`]); `delay` steps
+//! between them pace a turn like a model streaming its answer.
 
 use std::collections::VecDeque;
 use std::future::{ready, Future};
@@ -15,6 +17,8 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
+
+mod stream;
 
 use super::{
     AgentCommand, AgentError, AgentEvent, AgentHandle, AgentRuntime, Ask, AskKind, Control,
@@ -137,13 +141,16 @@ enum Step {
 /// Splits a script into turns; `turns[0]` is the prelude (possibly empty).
 fn parse(text: &str) -> Result<Vec<Vec<Step>>, String> {
     let (mut turns, mut current) = (Vec::new(), Vec::new());
+    let mut streams = stream::Streams::default();
     for (number, line) in (1..).zip(text.lines()) {
         if line.trim().is_empty() {
             continue;
         }
-        match parse_step(line, number).map_err(|e| format!("line {number}: {e}"))? {
-            Step::Turn => turns.push(std::mem::take(&mut current)),
-            step => current.push(step),
+        let step = parse_step(line, number, &mut streams);
+        match step.map_err(|e| format!("line {number}: {e}"))? {
+            Some(Step::Turn) => turns.push(std::mem::take(&mut current)),
+            Some(step) => current.push(step),
+            None => {}
         }
     }
     turns.push(current);
@@ -154,12 +161,17 @@ fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
     object.get(key).and_then(Value::as_str).map(str::to_owned)
 }
 
-fn parse_step(line: &str, number: usize) -> Result<Step, String> {
+/// One line of a script; `None` for a line that plays nothing (most stream events).
+fn parse_step(
+    line: &str,
+    number: usize,
+    streams: &mut stream::Streams,
+) -> Result<Option<Step>, String> {
     let mut step: Map<String, Value> = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    Ok(match text(&step, "kind").as_deref() {
+    Ok(Some(match text(&step, "kind").as_deref() {
         Some("expect_user_query") => Step::Turn,
         Some("outbound") => match step.remove("message") {
-            Some(Value::Object(message)) => parse_message(message)?,
+            Some(Value::Object(message)) => return parse_message(message, streams),
             _ => return Err("outbound needs a message object".into()),
         },
         // `respond` says how a test means to answer; the client decides, not the script.
@@ -194,21 +206,31 @@ fn parse_step(line: &str, number: usize) -> Result<Step, String> {
             None => return Err("delay needs a number of seconds".into()),
         },
         other => return Err(format!("unknown step kind {other:?}")),
-    })
+    }))
 }
 
-fn parse_message(mut message: Map<String, Value>) -> Result<Step, String> {
+fn parse_message(
+    mut message: Map<String, Value>,
+    streams: &mut stream::Streams,
+) -> Result<Option<Step>, String> {
     let content = match message.get("content") {
         Some(Value::Array(blocks)) => Ok(blocks.clone()),
         _ => Err("content must be an array"),
     };
     let event = match message.remove("type").as_ref().and_then(Value::as_str) {
-        Some("AssistantMessage") => AgentEvent::Assistant {
-            id: text(&message, "id").ok_or("AssistantMessage needs an id")?,
-            content: content?,
-            model: text(&message, "model"),
-            stop_reason: text(&message, "stop_reason"),
-        },
+        Some("StreamEvent") => return Ok(streams.event(&message)?.map(Step::Emit)),
+        Some("AssistantMessage") => {
+            // It completes the streamed message, whose id stands in for a missing one.
+            let streamed = streams.complete();
+            AgentEvent::Assistant {
+                id: text(&message, "id")
+                    .or(streamed)
+                    .ok_or("AssistantMessage needs an id")?,
+                content: content?,
+                model: text(&message, "model"),
+                stop_reason: text(&message, "stop_reason"),
+            }
+        }
         Some("UserMessage") => AgentEvent::ToolResults { blocks: content? },
         // The payload as scripted (`session_id`, `subtype`, `total_cost_usd`, ...) minus `type`.
         Some("ResultMessage") => AgentEvent::Result(message),
@@ -217,11 +239,11 @@ fn parse_message(mut message: Map<String, Value>) -> Result<Step, String> {
                 server_name: text(&message, "server_name").ok_or("mcp_status needs server_name")?,
                 status: text(&message, "status").ok_or("mcp_status needs a status")?,
             },
-            subtype => return Ok(Step::Skip(subtype.unwrap_or_default())),
+            subtype => return Ok(Some(Step::Skip(subtype.unwrap_or_default()))),
         },
         other => return Err(format!("unknown message type {other:?}")),
     };
-    Ok(Step::Emit(event))
+    Ok(Some(Step::Emit(event)))
 }
 
 fn next_is_result(rest: &[Step]) -> bool {
