@@ -16,7 +16,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::agent::AgentEvent;
+use super::script::Scripted;
 
 /// The message the script is streaming, if any.
 #[derive(Debug, Default)]
@@ -30,7 +30,7 @@ impl Streams {
     pub(super) fn event(
         &mut self,
         message: &Map<String, Value>,
-    ) -> Result<Option<AgentEvent>, String> {
+    ) -> Result<Option<Scripted>, String> {
         let event = match message.get("event") {
             Some(Value::Object(event)) => event,
             _ => return Err("StreamEvent needs an event object".into()),
@@ -53,7 +53,7 @@ impl Streams {
                     _ => None,
                 };
                 Ok(match (text, &self.message_id) {
-                    (Some(text), Some(id)) => Some(AgentEvent::Delta {
+                    (Some(text), Some(id)) => Some(Scripted::Delta {
                         message_id: id.clone(),
                         delta: serde_json::json!({"type": "text", "text": text}),
                     }),
@@ -83,7 +83,7 @@ mod tests {
             unreachable!()
         };
         match streams.event(&message).unwrap() {
-            Some(AgentEvent::Delta { message_id, delta }) => {
+            Some(Scripted::Delta { message_id, delta }) => {
                 Some(format!("{message_id}:{}", delta["text"].as_str().unwrap()))
             }
             Some(other) => panic!("{other:?}"),

@@ -1,7 +1,10 @@
 //! Tests of the replay runtime against the reference scenarios.
+use super::script::parse;
 use super::*;
+use crate::agent::{Ask, AskKind};
 use serde_json::json;
 use std::path::Path;
+use std::time::Duration;
 use tokio::time::timeout;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reference");
@@ -382,9 +385,9 @@ fn delays_pace_deltas_at_the_scripted_rate() {
         .iter()
         .map(|step| match step {
             Step::Delay(d) => format!("delay {}ms", d.as_millis()),
-            Step::Emit(event @ AgentEvent::Delta { .. }) => delta_label(event).unwrap(),
-            Step::Emit(AgentEvent::Assistant { id, .. }) => id.clone(),
-            Step::Emit(AgentEvent::Result(_)) => "result".into(),
+            Step::Emit(Scripted::Result(_)) => "result".into(),
+            Step::Emit(Scripted::Assistant { id, .. }) => id.clone(),
+            Step::Emit(scripted) => delta_label(&scripted.event()).unwrap(),
             other => format!("{other:?}"),
         })
         .collect();
@@ -395,6 +398,27 @@ fn delays_pace_deltas_at_the_scripted_rate() {
     }
     expected.extend(["msg_1".to_owned(), "result".to_owned()]);
     assert_eq!(steps, expected);
+}
+
+/// Sessions on one file share its parsed script while any plays it; a changed file is parsed
+/// anew, so a script rewritten in place is never played stale.
+#[test]
+fn sessions_share_a_script_until_its_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.jsonl");
+    std::fs::write(&path, streamed_script(2, 0.0)).unwrap();
+    let scripts = Scripts::default();
+    let (_, first) = scripts.read(&path, "s".into()).unwrap();
+    let (_, second) = scripts.read(&path, "s".into()).unwrap();
+    assert!(Arc::ptr_eq(&first, &second));
+    std::fs::write(&path, streamed_script(3, 0.0)).unwrap();
+    let (_, changed) = scripts.read(&path, "s".into()).unwrap();
+    assert!(!Arc::ptr_eq(&first, &changed));
+    assert_eq!(changed[1].len(), first[1].len() + 2, "a delay and a delta more");
+    // Once nobody plays it, it is not kept.
+    let weak = Arc::downgrade(&changed);
+    drop((first, second, changed));
+    assert!(weak.upgrade().is_none());
 }
 
 /// Loading runs on tokio's blocking pool; polled without a runtime it is an error, not a panic.
