@@ -2,9 +2,10 @@
 //! replay agent") into steps, and sharing each parsed script between the sessions that play it.
 //!
 //! Why shared: a session used to parse and keep its own copy, and a long script is large once
-//! parsed (a step per line, a JSON tree per message): the capacity benchmark's five streamed
-//! turns of 100 deltas took ~0.4 MB per session, most of a streaming session's memory, where a
-//! real agent keeps nothing of what it has yet to say. Sessions now share one immutable
+//! parsed (a step per line, a JSON tree per message): with the capacity benchmark's five
+//! streamed turns of 100 deltas, server RSS per live session was 683 KiB, against 177 KiB with
+//! one shared copy (400 sessions, release build), where a real agent keeps nothing of what it
+//! has yet to say. Sessions now share one immutable
 //! [`Script`] per file and copy each event out as they play it; a file that changed is parsed
 //! anew (the cache compares the text), and a script nobody plays any more is dropped.
 

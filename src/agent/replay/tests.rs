@@ -414,7 +414,11 @@ fn sessions_share_a_script_until_its_file_changes() {
     std::fs::write(&path, streamed_script(3, 0.0)).unwrap();
     let (_, changed) = scripts.read(&path, "s".into()).unwrap();
     assert!(!Arc::ptr_eq(&first, &changed));
-    assert_eq!(changed[1].len(), first[1].len() + 2, "a delay and a delta more");
+    assert_eq!(
+        changed[1].len(),
+        first[1].len() + 2,
+        "a delay and a delta more"
+    );
     // Once nobody plays it, it is not kept.
     let weak = Arc::downgrade(&changed);
     drop((first, second, changed));

@@ -12,8 +12,12 @@
 //!   agents late, and a figure that only looked at the lag after commit would not see it.
 //!
 //! Reported at the largest S that held: S, its lag, the achieved rate, events/s, and (when
-//! known) server RSS and server and Postgres CPU per live session. Only loopback, only bounded
-//! loops: at most `log2(max / start) + 1 + bisect` steps, each with its own deadline.
+//! known) server RSS and server and Postgres CPU per live session. RSS per session is the
+//! server's RSS at the end of the step, sessions live, minus its RSS before the first capacity
+//! step on it, over S: right for a step larger than every one before it, an upper bound after a
+//! larger one (glibc keeps the pages freed since for reuse, so RSS stays at the high-water
+//! mark). Only loopback, only bounded loops: at most `log2(max / start) + 1 + bisect` steps,
+//! each with its own deadline.
 
 mod step;
 
@@ -147,8 +151,10 @@ pub async fn run(target: &Target, p: Params, notes: &mut Vec<String>) -> anyhow:
         }
         None => None,
     };
-    // RSS per session is counted from here: what the server held before the first step.
-    let baseline_kib = target.server_rss_kib();
+    // RSS per session is counted from what the server held before its first capacity step.
+    let baseline_kib = *target
+        .capacity_rss_baseline
+        .get_or_init(|| target.server_rss_kib());
     let mut search = Search::new(&p);
     let (mut best, mut steps, mut last_error) = (None::<Outcome>, Vec::new(), None);
     let mut counts = Counts::default();
