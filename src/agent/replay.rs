@@ -5,26 +5,35 @@
 //! A script is a prelude (the steps before the first `expect_user_query`, played at start) and
 //! turns, each starting at an `expect_user_query`. The resume token is the number of completed
 //! turns, so a session rehydrated elsewhere skips exactly the turns its earlier life played.
+//! `StreamEvent` lines (partial messages) play as `message_delta`s ([`stream`]); `delay` steps
+//! between them pace a turn like a model streaming its answer. Sessions playing the same file
+//! share its parsed [`script`].
 
 use std::collections::VecDeque;
 use std::future::{ready, Future};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+mod script;
+mod stream;
+
+use script::{bad_fixture, next_is_result, Script, Scripted, Scripts, Step};
+
 use super::{
-    AgentCommand, AgentError, AgentEvent, AgentHandle, AgentRuntime, Ask, AskKind, Control,
-    Decision, SessionConfig, StartSpec,
+    AgentCommand, AgentError, AgentEvent, AgentHandle, AgentRuntime, Control, Decision,
+    SessionConfig, StartSpec,
 };
 
 /// Plays `<dir>/<fixture>.jsonl`: the session config's fixture, else the default one.
 pub struct ReplayRuntime {
     dir: PathBuf,
     default_fixture: Option<String>,
+    scripts: Arc<Scripts>,
 }
 
 impl ReplayRuntime {
@@ -32,12 +41,13 @@ impl ReplayRuntime {
         Self {
             dir,
             default_fixture,
+            scripts: Arc::default(),
         }
     }
 
     /// Resolves and parses a config's scenario. Names must be plain file stems so that a client
     /// cannot make the server read files outside `dir`.
-    async fn load(&self, config: &SessionConfig) -> Result<(String, Vec<Vec<Step>>), AgentError> {
+    async fn load(&self, config: &SessionConfig) -> Result<(String, Arc<Script>), AgentError> {
         let name = config.fixture.as_ref().or(self.default_fixture.as_ref());
         let name = name
             .ok_or_else(|| bad_fixture("", "no fixture given and no --default-fixture".into()))?;
@@ -52,30 +62,10 @@ impl ReplayRuntime {
         // Reading and parsing is blocking work that grows with the script (a benchmark's can be
         // megabytes): it runs on the blocking pool, not on a worker that serves streams.
         let (path, name) = (self.dir.join(format!("{name}.jsonl")), name.clone());
-        rt.spawn_blocking(move || read(&path, name))
+        let scripts = Arc::clone(&self.scripts);
+        rt.spawn_blocking(move || scripts.read(&path, name))
             .await
             .map_err(|e| AgentError::Unavailable(format!("loading the fixture: {e}")))?
-    }
-}
-
-fn bad_fixture(name: &str, reason: String) -> AgentError {
-    AgentError::BadFixture {
-        name: name.into(),
-        reason,
-    }
-}
-
-/// Reads and parses the script at `path` (blocking).
-fn read(path: &Path, name: String) -> Result<(String, Vec<Vec<Step>>), AgentError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let turns = parse(&text).map_err(|e| bad_fixture(&name, e))?;
-            Ok((name, turns))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(AgentError::FixtureNotFound(name))
-        }
-        Err(e) => Err(bad_fixture(&name, format!("cannot read it: {e}"))),
     }
 }
 
@@ -93,7 +83,7 @@ impl AgentRuntime for ReplayRuntime {
 }
 
 /// Spawns the player of a loaded script.
-fn play(spec: StartSpec, fixture: String, turns: Vec<Vec<Step>>) -> AgentHandle {
+fn play(spec: StartSpec, fixture: String, turns: Arc<Script>) -> AgentHandle {
     let token = spec.resume_token.as_deref();
     let skip = token.map(str::parse).transpose().unwrap_or_else(|e| {
         tracing::warn!(?token, error = %e, "replay: bad resume token, starting over");
@@ -120,112 +110,6 @@ fn play(spec: StartSpec, fixture: String, turns: Vec<Vec<Step>>) -> AgentHandle 
         events,
         task,
     }
-}
-
-#[derive(Debug)]
-enum Step {
-    /// `expect_user_query`; only seen while parsing, where it starts a new turn.
-    Turn,
-    Emit(AgentEvent),
-    /// A system message the replay agent does not translate (its subtype).
-    Skip(String),
-    /// Its `reply` is a placeholder until the step is played.
-    Ask(Ask),
-    Delay(Duration),
-}
-
-/// Splits a script into turns; `turns[0]` is the prelude (possibly empty).
-fn parse(text: &str) -> Result<Vec<Vec<Step>>, String> {
-    let (mut turns, mut current) = (Vec::new(), Vec::new());
-    for (number, line) in (1..).zip(text.lines()) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match parse_step(line, number).map_err(|e| format!("line {number}: {e}"))? {
-            Step::Turn => turns.push(std::mem::take(&mut current)),
-            step => current.push(step),
-        }
-    }
-    turns.push(current);
-    Ok(turns)
-}
-
-fn text(object: &Map<String, Value>, key: &str) -> Option<String> {
-    object.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn parse_step(line: &str, number: usize) -> Result<Step, String> {
-    let mut step: Map<String, Value> = serde_json::from_str(line).map_err(|e| e.to_string())?;
-    Ok(match text(&step, "kind").as_deref() {
-        Some("expect_user_query") => Step::Turn,
-        Some("outbound") => match step.remove("message") {
-            Some(Value::Object(message)) => parse_message(message)?,
-            _ => return Err("outbound needs a message object".into()),
-        },
-        // `respond` says how a test means to answer; the client decides, not the script.
-        Some("callback_expect") => {
-            let tool_name = text(&step, "tool_name").ok_or("callback_expect needs a tool_name")?;
-            let context = step.remove("context").unwrap_or_else(|| Map::new().into());
-            // A fallback id from the line number is the same whenever the step is replayed.
-            let id = context.get("tool_use_id").and_then(Value::as_str);
-            let correlation_id = id.map_or_else(|| format!("cb_{number}"), str::to_owned);
-            let kind = match tool_name.as_str() {
-                "AskUserQuestion" => AskKind::Question,
-                _ => AskKind::Permission,
-            };
-            let input = step
-                .remove("tool_input")
-                .unwrap_or_else(|| Map::new().into());
-            let reply = oneshot::channel().0;
-            Step::Ask(Ask {
-                kind,
-                correlation_id,
-                tool_name,
-                input,
-                context,
-                reply,
-            })
-        }
-        // Negative, NaN or huge delays are fixture errors rather than panics at play time.
-        Some("delay") => match step.get("seconds").and_then(Value::as_f64) {
-            Some(secs) => {
-                Step::Delay(Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())?)
-            }
-            None => return Err("delay needs a number of seconds".into()),
-        },
-        other => return Err(format!("unknown step kind {other:?}")),
-    })
-}
-
-fn parse_message(mut message: Map<String, Value>) -> Result<Step, String> {
-    let content = match message.get("content") {
-        Some(Value::Array(blocks)) => Ok(blocks.clone()),
-        _ => Err("content must be an array"),
-    };
-    let event = match message.remove("type").as_ref().and_then(Value::as_str) {
-        Some("AssistantMessage") => AgentEvent::Assistant {
-            id: text(&message, "id").ok_or("AssistantMessage needs an id")?,
-            content: content?,
-            model: text(&message, "model"),
-            stop_reason: text(&message, "stop_reason"),
-        },
-        Some("UserMessage") => AgentEvent::ToolResults { blocks: content? },
-        // The payload as scripted (`session_id`, `subtype`, `total_cost_usd`, ...) minus `type`.
-        Some("ResultMessage") => AgentEvent::Result(message),
-        Some("SystemMessage") => match text(&message, "subtype") {
-            Some(subtype) if subtype == "mcp_status" => AgentEvent::McpStatus {
-                server_name: text(&message, "server_name").ok_or("mcp_status needs server_name")?,
-                status: text(&message, "status").ok_or("mcp_status needs a status")?,
-            },
-            subtype => return Ok(Step::Skip(subtype.unwrap_or_default())),
-        },
-        other => return Err(format!("unknown message type {other:?}")),
-    };
-    Ok(Step::Emit(event))
-}
-
-fn next_is_result(rest: &[Step]) -> bool {
-    matches!(rest.first(), Some(Step::Emit(AgentEvent::Result(_))))
 }
 
 fn object<const N: usize>(fields: [(&str, Value); N]) -> Map<String, Value> {
@@ -261,13 +145,13 @@ struct Player {
 
 impl Player {
     /// Plays the prelude, then one turn per user message, until the session goes away.
-    async fn run(mut self, turns: Vec<Vec<Step>>, skip: Option<usize>) -> Result<(), Gone> {
-        let scripted = turns.len().saturating_sub(1);
+    async fn run(mut self, script: Arc<Script>, skip: Option<usize>) -> Result<(), Gone> {
+        let scripted = script.len().saturating_sub(1);
         // A resumed session played the prelude and its first k turns in an earlier life.
         let first = skip.map_or(0, |k| k.saturating_add(1));
-        let mut turns = turns.into_iter().enumerate().skip(first);
+        let mut turns = script.iter().enumerate().skip(first);
         if first == 0 {
-            let prelude = turns.next().map(|(_, steps)| steps).unwrap_or_default();
+            let prelude = turns.next().map_or(&[][..], |(_, steps)| steps);
             self.play(prelude, 0).await?;
         }
         loop {
@@ -280,10 +164,10 @@ impl Player {
     }
 
     /// Plays the steps of turn `index` (0: the prelude, which is not a turn).
-    async fn play(&mut self, steps: Vec<Step>, index: usize) -> Result<(), Gone> {
+    async fn play(&mut self, steps: &[Step], index: usize) -> Result<(), Gone> {
         // Only a turn that has not produced its result yet can be stopped.
         let mut live = index > 0;
-        let mut steps = steps.into_iter();
+        let mut steps = steps.iter();
         loop {
             // Serve commands that queued up while we emitted, so an interrupt is never late.
             let mut stop = self.wait_for(ready(()), live).await?.err();
@@ -297,23 +181,22 @@ impl Player {
                         tracing::debug!(subtype, "replay: skipping system message");
                         None
                     }
-                    Step::Emit(AgentEvent::Result(result)) => {
+                    Step::Emit(Scripted::Result(result)) => {
                         live = false;
-                        self.result(result, index).await?;
+                        self.result(result.clone(), index).await?;
                         None
                     }
-                    Step::Emit(event) => {
-                        self.send(event).await?;
+                    Step::Emit(scripted) => {
+                        self.send(scripted.event()).await?;
                         None
                     }
                     Step::Delay(duration) => self
-                        .wait_for(tokio::time::sleep(duration), live)
+                        .wait_for(tokio::time::sleep(*duration), live)
                         .await?
                         .err(),
-                    Step::Ask(mut ask) => {
-                        let decision;
-                        (ask.reply, decision) = oneshot::channel();
-                        self.send(AgentEvent::Ask(ask)).await?;
+                    Step::Ask(asked) => {
+                        let (reply, decision) = oneshot::channel();
+                        self.send(AgentEvent::Ask(asked.ask(reply))).await?;
                         // A stop drops `decision`, abandoning the parked callback.
                         match self.wait_for(decision, live).await? {
                             Err(stop) => Some(stop),
@@ -336,7 +219,7 @@ impl Player {
     /// Ends a stopped turn with an `interrupted` result, under the script's session id.
     async fn interrupted(&mut self, rest: &[Step], index: usize, stop: Stop) -> Result<(), Gone> {
         let scripted = rest.iter().find_map(|step| match step {
-            Step::Emit(AgentEvent::Result(result)) => result.get("session_id").cloned(),
+            Step::Emit(Scripted::Result(result)) => result.get("session_id").cloned(),
             _ => None,
         });
         let session_id = scripted.unwrap_or_else(|| self.session_id.to_string().into());

@@ -67,6 +67,66 @@ async fn throughput_against_a_running_server_counts_every_event_once() {
     assert!(report.table().contains("Lag skipped"));
 }
 
+/// The capacity search against a running server: its streamed fixture (StreamEvent deltas,
+/// paced) is written where that server reads, each step's subscribers must get every event
+/// exactly once. The lag and rate bounds are lifted so that only the counts decide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_search_counts_every_delta_once() {
+    let db = TestDb::new().await;
+    let fixtures = fixtures_with(&[]);
+    let mut config = TestServer::config(&db);
+    config.fixtures = fixtures.to_path_buf();
+    let server = TestServer::start_with(config).await;
+    let args = args(&[
+        "--url",
+        &server.api.base,
+        "--token",
+        TOKEN,
+        "--fixtures-dir",
+        fixtures.to_str().unwrap(),
+        "--database-url",
+        &db.url,
+        "--scenarios",
+        "capacity",
+        "--capacity-start",
+        "2",
+        "--capacity-max-sessions",
+        "4",
+        "--capacity-bisect-steps",
+        "0",
+        "--capacity-turn-deltas",
+        "5",
+        "--capacity-rate",
+        "100",
+        "--capacity-pause",
+        "0",
+        "--capacity-seconds",
+        "0.1",
+        "--capacity-p99-ms",
+        "1e9",
+        "--capacity-min-rate",
+        "0",
+    ]);
+    let target = Target::new(&args).await.unwrap();
+    let report = bench::run_on(&target, &args).await;
+    target.stop().await.unwrap();
+    server.stop().await;
+    let report = report.unwrap();
+    // Steps of 2 and 4 sessions; each session: ready + 3 turns × (5 deltas + complete + result).
+    let c = counts(&report, "capacity");
+    assert_eq!(c.expected, (2 + 4) * (1 + 3 * 7), "{}", report.table());
+    assert!(c.exact(), "{c:?}");
+    let largest = report.summary("capacity_r100_b60_sessions").unwrap();
+    assert_eq!(largest.median, 4.0, "{}", report.table());
+    // The database was given: the lag is read from the events table.
+    assert!(
+        report.summary("capacity_r100_b60_insert_p99_ms").is_some()
+            || report.summary("capacity_r100_b60_commit_p99_ms").is_some(),
+        "{}",
+        report.table()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawned_server_runs_throughput_resume_memory_and_fanout() {
     let args = args(&[
@@ -74,7 +134,9 @@ async fn spawned_server_runs_throughput_resume_memory_and_fanout() {
         env!("CARGO_BIN_EXE_agent-webkit-server"),
         "--no-fsync",
         "--scenarios",
-        "memory,throughput,resume,fanout",
+        "limits,memory,throughput,resume,fanout",
+        "--copy-rows",
+        "20000",
         // More than the server's default cap of streams per session (64): the tool raises it.
         "--fanout-subscribers",
         "70",
@@ -108,6 +170,9 @@ async fn spawned_server_runs_throughput_resume_memory_and_fanout() {
         assert!(c.expected > 0 && c.exact(), "{scenario}: {c:?}");
     }
     assert!(report.summary("memory_idle_stream_kib").is_some());
+    // The tool started Postgres, so COPY's rows per Postgres CPU-second are known.
+    let copy = report.summary("limit_copy_events_rows_per_pg_cpu_s");
+    assert!(copy.is_some_and(|s| s.median > 0.0), "{}", report.table());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,10 @@
 //! Tests of the replay runtime against the reference scenarios.
+use super::script::parse;
 use super::*;
+use crate::agent::{Ask, AskKind};
 use serde_json::json;
 use std::path::Path;
+use std::time::Duration;
 use tokio::time::timeout;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
@@ -286,6 +289,7 @@ async fn validate_checks_names_files_and_lines() {
         r#"{"kind":"delay","seconds":-1}"#,
         r#"{"kind":"outbound","message":{"type":"SystemMessage","subtype":"mcp_status"}}"#,
         r#"{"kind":"outbound","message":{"type":"AssistantMessage","id":"m"}}"#,
+        r#"{"kind":"outbound","message":{"type":"StreamEvent","uuid":"u"}}"#,
         "not json",
     ];
     for line in bad_lines {
@@ -296,6 +300,129 @@ async fn validate_checks_names_files_and_lines() {
             other => panic!("{line}: {other:?}"),
         }
     }
+}
+
+/// A streamed turn as the original's fixtures write it: `message_start`, text deltas paced by
+/// `delay` steps, the completed message (here without an id: the streamed one's stands in), a
+/// result. Then a second turn, whose deltas need their own `message_start`.
+fn streamed_script(deltas: usize, period: f64) -> String {
+    let event = |e: Value| {
+        let message = json!({"type": "StreamEvent", "uuid": "u", "session_id": "s", "event": e});
+        json!({"kind": "outbound", "message": message}).to_string()
+    };
+    let text = |t: &str| json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}});
+    let mut lines = vec![r#"{"kind":"expect_user_query"}"#.to_owned()];
+    lines.push(event(
+        json!({"type": "message_start", "message": {"id": "msg_1"}}),
+    ));
+    lines.push(event(json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
+    for i in 0..deltas {
+        lines.push(format!(r#"{{"kind":"delay","seconds":{period}}}"#));
+        lines.push(event(text(&format!("d{i} "))));
+    }
+    lines.push(event(json!({"type": "content_block_stop", "index": 0})));
+    lines.push(event(
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+    ));
+    lines.push(event(json!({"type": "message_stop"})));
+    lines.push(r#"{"kind":"outbound","message":{"type":"AssistantMessage","content":[{"type":"text","text":"all"}]}}"#.into());
+    lines.push(r#"{"kind":"outbound","message":{"type":"ResultMessage","subtype":"success","session_id":"s"}}"#.into());
+    lines.push(r#"{"kind":"expect_user_query"}"#.into());
+    lines.push(event(text("unattributed")));
+    lines.push(event(
+        json!({"type": "message_start", "message": {"id": "msg_2"}}),
+    ));
+    lines.push(event(text("second")));
+    lines.push(
+        r#"{"kind":"outbound","message":{"type":"AssistantMessage","id":"msg_2","content":[]}}"#
+            .into(),
+    );
+    lines.push(r#"{"kind":"outbound","message":{"type":"ResultMessage","subtype":"success","session_id":"s"}}"#.into());
+    lines.join("\n")
+}
+
+fn delta_label(event: &AgentEvent) -> Option<String> {
+    match event {
+        AgentEvent::Delta { message_id, delta } => {
+            assert_eq!(delta["type"], "text");
+            Some(format!("{message_id}:{}", delta["text"].as_str().unwrap()))
+        }
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn stream_events_play_as_deltas_of_the_streamed_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("streamed.jsonl"), streamed_script(3, 0.001)).unwrap();
+    let mut h = start_in(dir.path(), "streamed", None).await;
+    say(&h).await;
+    for i in 0..3 {
+        let label = delta_label(&next(&mut h).await);
+        assert_eq!(label, Some(format!("msg_1:d{i} ")));
+    }
+    expect(&mut h, &["msg_1", "token:1", "success@s"]).await;
+    say(&h).await;
+    // The delta before turn 2's message_start belongs to no message and plays nothing.
+    let label = delta_label(&next(&mut h).await);
+    assert_eq!(label.as_deref(), Some("msg_2:second"));
+    expect(&mut h, &["msg_2", "token:2", "success@s"]).await;
+
+    // Resumed after turn 1, the second turn attributes its deltas the same way.
+    let mut h = start_in(dir.path(), "streamed", Some("1")).await;
+    say(&h).await;
+    let label = delta_label(&next(&mut h).await);
+    assert_eq!(label.as_deref(), Some("msg_2:second"));
+    expect(&mut h, &["msg_2", "token:2", "success@s"]).await;
+}
+
+/// `delay` steps pace the deltas: at 40/s each delta is played after a 25 ms delay, and the
+/// stream events that carry no text leave no step behind (they cost nothing at play time).
+#[test]
+fn delays_pace_deltas_at_the_scripted_rate() {
+    let turns = parse(&streamed_script(40, 0.025)).unwrap();
+    let steps: Vec<String> = turns[1]
+        .iter()
+        .map(|step| match step {
+            Step::Delay(d) => format!("delay {}ms", d.as_millis()),
+            Step::Emit(Scripted::Result(_)) => "result".into(),
+            Step::Emit(Scripted::Assistant { id, .. }) => id.clone(),
+            Step::Emit(scripted) => delta_label(&scripted.event()).unwrap(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for i in 0..40 {
+        expected.push("delay 25ms".to_owned());
+        expected.push(format!("msg_1:d{i} "));
+    }
+    expected.extend(["msg_1".to_owned(), "result".to_owned()]);
+    assert_eq!(steps, expected);
+}
+
+/// Sessions on one file share its parsed script while any plays it; a changed file is parsed
+/// anew, so a script rewritten in place is never played stale.
+#[test]
+fn sessions_share_a_script_until_its_file_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.jsonl");
+    std::fs::write(&path, streamed_script(2, 0.0)).unwrap();
+    let scripts = Scripts::default();
+    let (_, first) = scripts.read(&path, "s".into()).unwrap();
+    let (_, second) = scripts.read(&path, "s".into()).unwrap();
+    assert!(Arc::ptr_eq(&first, &second));
+    std::fs::write(&path, streamed_script(3, 0.0)).unwrap();
+    let (_, changed) = scripts.read(&path, "s".into()).unwrap();
+    assert!(!Arc::ptr_eq(&first, &changed));
+    assert_eq!(
+        changed[1].len(),
+        first[1].len() + 2,
+        "a delay and a delta more"
+    );
+    // Once nobody plays it, it is not kept.
+    let weak = Arc::downgrade(&changed);
+    drop((first, second, changed));
+    assert!(weak.upgrade().is_none());
 }
 
 /// Loading runs on tokio's blocking pool; polled without a runtime it is an error, not a panic.

@@ -61,6 +61,90 @@ async fn wal_syncs(db: &tokio_postgres::Client) -> Option<(i64, f64)> {
     Some((row.get(0), row.get(1)))
 }
 
+/// One reading of the realtime and the monotonic clock, to map arrival instants onto the
+/// realtime clock that Postgres's timestamps are in.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Microseconds since the Unix epoch at `mono`.
+    unix_us: i64,
+    pub mono: Instant,
+}
+
+impl Clock {
+    pub fn now() -> Clock {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Clock {
+            unix_us: since.as_micros() as i64,
+            mono: Instant::now(),
+        }
+    }
+
+    fn unix_us(&self, at: Instant) -> i64 {
+        self.unix_us + at.saturating_duration_since(self.mono).as_micros() as i64
+            - self.mono.saturating_duration_since(at).as_micros() as i64
+    }
+}
+
+/// The lags of one delivered event.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// When it arrived at its subscriber.
+    pub at: Instant,
+    /// Arrival − `events.created_at` (the start of the inserting transaction), ms.
+    pub insert_ms: f64,
+    /// Arrival − the inserting transaction's commit timestamp, ms (with
+    /// `track_commit_timestamp`).
+    pub commit_ms: Option<f64>,
+}
+
+/// Reads the reference timestamps of every event of `ids` after `session_ready` and pairs them
+/// with the arrivals (`(id, instant)` per session, in the order of `ids`); events that did not
+/// arrive are left out. Shared by the lag and capacity scenarios.
+pub async fn samples(
+    db: &tokio_postgres::Client,
+    ids: &[String],
+    arrivals: &[Vec<(u64, Instant)>],
+    clock: Clock,
+) -> anyhow::Result<Vec<Sample>> {
+    let tracked: String = db
+        .query_one("SELECT current_setting('track_commit_timestamp')", &[])
+        .await?
+        .get(0);
+    let commit_ts = if tracked == "on" {
+        "pg_xact_commit_timestamp(xmin)"
+    } else {
+        "NULL::timestamptz"
+    };
+    let query = db
+        .prepare(&format!(
+            "SELECT seq, (extract(epoch FROM created_at) * 1000000)::int8, \
+             (extract(epoch FROM {commit_ts}) * 1000000)::int8 \
+             FROM events WHERE session_id = $1 AND seq > 1"
+        ))
+        .await?;
+    let mut out = Vec::with_capacity(arrivals.iter().map(Vec::len).sum());
+    for (id, times) in ids.iter().zip(arrivals) {
+        let sid: uuid::Uuid = id.parse()?;
+        let times: HashMap<u64, Instant> = times.iter().copied().collect();
+        for row in db.query(&query, &[&sid]).await? {
+            let (seq, created_us): (i64, i64) = (row.get(0), row.get(1));
+            let committed_us: Option<i64> = row.get(2);
+            let Some(&at) = times.get(&(seq as u64)) else {
+                continue;
+            };
+            let arrival_us = clock.unix_us(at);
+            out.push(Sample {
+                at,
+                insert_ms: (arrival_us - created_us) as f64 / 1e3,
+                commit_ms: committed_us.map(|c| (arrival_us - c) as f64 / 1e3),
+            });
+        }
+    }
+    Ok(out)
+}
+
 pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
     let url = target.database_url.as_deref().ok_or(super::Missing(
         "the lag scenario reads the events table: give --database-url",
@@ -93,10 +177,10 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
         .map(|c| tokio::spawn(follow(c, 0, opts)))
         .collect();
     let wal_before = wal_syncs(&db).await;
-    let (anchor_sys, anchor) = (SystemTime::now(), Instant::now());
+    let clock = Clock::now();
     let cpu = Cpu::start(target);
     try_join_all(ids.iter().map(|id| client.say(id, "go"))).await?;
-    let mut arrivals: Vec<HashMap<u64, Instant>> = Vec::new();
+    let mut arrivals = Vec::new();
     let mut counts = Counts::default();
     for r in readers {
         let f = r.await.context("subscriber task")??;
@@ -106,51 +190,19 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
             duplicates: f.duplicates,
             gaps: f.gaps,
         });
-        arrivals.push(f.times.into_iter().collect());
+        arrivals.push(f.times);
     }
-    let elapsed = anchor.elapsed().as_secs_f64();
+    let elapsed = clock.mono.elapsed().as_secs_f64();
     let cpu = cpu.finish(target, elapsed);
 
-    let anchor_us = anchor_sys.duration_since(UNIX_EPOCH)?.as_micros() as i64;
     let wal_after = wal_syncs(&db).await;
-    let tracked: String = db
-        .query_one("SELECT current_setting('track_commit_timestamp')", &[])
-        .await?
-        .get(0);
-    let commit_ts = if tracked == "on" {
-        "pg_xact_commit_timestamp(xmin)"
-    } else {
-        "NULL::timestamptz"
-    };
-    let (mut from_insert, mut from_commit) = (Vec::new(), Vec::new());
-    let (mut first, mut latest) = (None::<Instant>, None::<Instant>);
-    for (id, times) in ids.iter().zip(&arrivals) {
-        let sid: uuid::Uuid = id.parse()?;
-        let rows = db
-            .query(
-                &format!(
-                    "SELECT seq, (extract(epoch FROM created_at) * 1000000)::int8, \
-                     (extract(epoch FROM {commit_ts}) * 1000000)::int8 \
-                     FROM events WHERE session_id = $1 AND seq > 1"
-                ),
-                &[&sid],
-            )
-            .await?;
-        for row in rows {
-            let (seq, created_us): (i64, i64) = (row.get(0), row.get(1));
-            let committed_us: Option<i64> = row.get(2);
-            let Some(at) = times.get(&(seq as u64)) else {
-                continue;
-            };
-            first = Some(first.map_or(*at, |f| f.min(*at)));
-            latest = Some(latest.map_or(*at, |l| l.max(*at)));
-            let arrival_us = anchor_us + (*at - anchor).as_micros() as i64;
-            from_insert.push((arrival_us - created_us) as f64 / 1e3);
-            if let Some(c) = committed_us {
-                from_commit.push((arrival_us - c) as f64 / 1e3);
-            }
-        }
-    }
+    let samples = samples(&db, &ids, &arrivals, clock).await?;
+    let (first, latest) = (
+        samples.iter().map(|s| s.at).min(),
+        samples.iter().map(|s| s.at).max(),
+    );
+    let from_insert: Vec<f64> = samples.iter().map(|s| s.insert_ms).collect();
+    let from_commit: Vec<f64> = samples.iter().filter_map(|s| s.commit_ms).collect();
     try_join_all(ids.iter().map(|id| client.delete(id))).await?;
     let span = match (first, latest) {
         (Some(f), Some(l)) => (l - f).as_secs_f64(),

@@ -3,9 +3,13 @@
 //!   when the binary is found;
 //! - Postgres COPY of small JSON rows shaped like `events` (the ingest ceiling), `json` and
 //!   `jsonb` (the design asks what `jsonb` costs on the hot path), and into a copy of the real
-//!   `events` table with its audit indexes (the ceiling for this schema);
+//!   `events` table with its audit indexes (the ceiling for this schema), with the rows it
+//!   stores per Postgres CPU-second, which the throughput scenario's events per Postgres
+//!   CPU-second are compared with (Postgres CPU per event is what decides how many hosts one
+//!   database carries);
 //! - single-row INSERT commits from one connection (what group commit saves us from).
 
+use super::procfs;
 use super::report::Metric;
 use super::target::Target;
 use super::Measured;
@@ -43,7 +47,7 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
              event text NOT NULL, data {kind} NOT NULL, \
              created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (session_id, seq))"
         );
-        let rate = copy_rate(&db, &table, &ddl, p).await?;
+        let (rate, _) = copy_rate(target, &db, &table, &ddl, p).await?;
         metrics.push(Metric::new(
             format!("limit_copy_{kind}_rows_per_s"),
             format!("COPY of small {kind} rows"),
@@ -56,13 +60,29 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
     if has_events_table(&db).await? {
         let table = "bench_copy_events";
         let ddl = format!("CREATE TABLE {table} (LIKE events INCLUDING ALL)");
-        let rate = copy_rate(&db, table, &ddl, p).await?;
+        let (rate, cpu) = copy_rate(target, &db, table, &ddl, p).await?;
         metrics.push(Metric::new(
             "limit_copy_events_rows_per_s",
             "COPY into the events schema (all its indexes)",
             "rows/s",
             rate,
         ));
+        if let Some(cpu_s) = cpu.all {
+            metrics.push(Metric::new(
+                LIMIT_COPY_PER_PG_CPU_S,
+                "COPY into the events schema per Postgres CPU-s",
+                "rows/cpu-s",
+                p.copy_rows as f64 / cpu_s,
+            ));
+        }
+        if let Some(cpu_s) = cpu.backend {
+            metrics.push(Metric::new(
+                "limit_copy_events_rows_per_backend_cpu_s",
+                "same, per CPU-s of its backend alone",
+                "rows/cpu-s",
+                p.copy_rows as f64 / cpu_s,
+            ));
+        }
     }
     let ms = commit_ms(&db, p.commits).await?;
     metrics.push(Metric::new(
@@ -102,12 +122,37 @@ async fn has_events_table(db: &tokio_postgres::Client) -> anyhow::Result<bool> {
     Ok(row.get(0))
 }
 
+/// Key of the COPY's rows per Postgres CPU-second (every Postgres process, as the throughput
+/// scenario counts its events per Postgres CPU-second).
+pub const LIMIT_COPY_PER_PG_CPU_S: &str = "limit_copy_events_rows_per_pg_cpu_s";
+
+/// Postgres CPU seconds a COPY took, where they can be read from `/proc`.
+struct CopyCpu {
+    /// Every process of the cluster (known when the tool started it): the backend, and the
+    /// WAL writer and checkpointer that its rows keep busy.
+    all: Option<f64>,
+    /// The COPY's backend alone (when it runs on this machine).
+    backend: Option<f64>,
+}
+
+/// The pid of `db`'s backend, if it is a local Postgres process (its CPU is then readable).
+async fn local_backend(db: &tokio_postgres::Client) -> Option<String> {
+    let pid: i32 = db
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .ok()?
+        .get(0);
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    comm.starts_with("postgres").then(|| pid.to_string())
+}
+
 async fn copy_rate(
+    target: &Target,
     db: &tokio_postgres::Client,
     table: &str,
     ddl: &str,
     p: Params,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, CopyCpu)> {
     db.batch_execute(&format!("DROP TABLE IF EXISTS {table}; {ddl}"))
         .await?;
     let data = sample_data(p.bytes);
@@ -125,6 +170,12 @@ async fn copy_rate(
         }
     }
     chunks.push(Bytes::from(buf));
+    let backend = local_backend(db).await;
+    let cpu = || CopyCpu {
+        all: target.pg_pid.map(procfs::tree_cpu_seconds),
+        backend: backend.as_deref().and_then(procfs::cpu_seconds),
+    };
+    let before = cpu();
     let t0 = Instant::now();
     let sink = db
         .copy_in(&format!(
@@ -137,8 +188,14 @@ async fn copy_rate(
     }
     sink.finish().await?;
     let rate = p.copy_rows as f64 / t0.elapsed().as_secs_f64();
+    let after = cpu();
+    let spent = |a: Option<f64>, b: Option<f64>| Some(b? - a?).filter(|s| *s > 0.0);
+    let cpu = CopyCpu {
+        all: spent(before.all, after.all),
+        backend: spent(before.backend, after.backend),
+    };
     db.batch_execute(&format!("DROP TABLE {table}")).await?;
-    Ok(rate)
+    Ok((rate, cpu))
 }
 
 async fn commit_ms(db: &tokio_postgres::Client, n: usize) -> anyhow::Result<f64> {

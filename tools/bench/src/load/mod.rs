@@ -10,9 +10,11 @@
 //! parsing without strings or JSON ([`sse`]), all connections on the one multi-threaded
 //! runtime of `main`, and its own CPU time reported next to each figure ([`cpu`]).
 //!
-//! Scenarios: [`limits`], [`memory`], [`throughput`], [`fanout`], [`resume`], [`lag`] and
-//! [`takeover`] (which starts its own [`fleet`] of hosts behind HAProxy).
+//! Scenarios: [`limits`], [`memory`], [`throughput`], [`fanout`], [`resume`], [`lag`],
+//! [`takeover`] (which starts its own [`fleet`] of hosts behind HAProxy) and [`capacity`] (a
+//! search over many sessions at model pace; minutes long, so not run by default).
 
+pub mod capacity;
 pub mod cpu;
 pub mod fanout;
 pub mod fixtures;
@@ -49,6 +51,8 @@ pub enum ScenarioKind {
     /// `lag` with the streams on a second host, which follows the sessions it does not own.
     Follower,
     Takeover,
+    /// How many sessions stream at a model's pace at once (a search; not in the default list).
+    Capacity,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -177,6 +181,46 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000)]
     pub idle_streams: usize,
 
+    /// Capacity: message_deltas per second per session (R).
+    #[arg(long, default_value_t = 40.0)]
+    pub capacity_rate: f64,
+
+    /// Capacity: bytes of text per message_delta.
+    #[arg(long, default_value_t = 60)]
+    pub capacity_delta_bytes: usize,
+
+    /// Capacity: message_deltas per turn (then its message_complete and result).
+    #[arg(long, default_value_t = 100)]
+    pub capacity_turn_deltas: usize,
+
+    /// Capacity: seconds of pause before each turn (the user's think time).
+    #[arg(long, default_value_t = 0.5)]
+    pub capacity_pause: f64,
+
+    /// Capacity: seconds of full load per step (every session streaming).
+    #[arg(long, default_value_t = 10.0)]
+    pub capacity_seconds: f64,
+
+    /// Capacity: sessions of the first step; doubled until a step does not hold.
+    #[arg(long, default_value_t = 50)]
+    pub capacity_start: usize,
+
+    /// Capacity: most sessions tried.
+    #[arg(long, default_value_t = 3200)]
+    pub capacity_max_sessions: usize,
+
+    /// Capacity: bisection steps between the largest S that held and the smallest that did not.
+    #[arg(long, default_value_t = 3)]
+    pub capacity_bisect_steps: usize,
+
+    /// Capacity: most commit->delivery p99 (ms) a step may have and hold.
+    #[arg(long, default_value_t = 50.0)]
+    pub capacity_p99_ms: f64,
+
+    /// Capacity: least fraction of the rate each session's deltas must arrive at.
+    #[arg(long, default_value_t = 0.9)]
+    pub capacity_min_rate: f64,
+
     /// Ring size of the started server (with --url: that server's --ring-size).
     #[arg(long, default_value_t = 1000)]
     pub ring_size: usize,
@@ -240,12 +284,11 @@ pub async fn run_on(target: &Target, args: &BenchArgs) -> anyhow::Result<Report>
                             .into(),
                     );
                 }
-                let fut = run_one(target, v, &mut keep);
-                let measured = tokio::time::timeout(SCENARIO_TIMEOUT, fut)
+                let bound = timeout(&v);
+                let fut = run_one(target, v, &mut keep, &mut report.notes);
+                let measured = tokio::time::timeout(bound, fut)
                     .await
-                    .map_err(|_| {
-                        anyhow::anyhow!("{kind:?} did not finish in {SCENARIO_TIMEOUT:?}")
-                    })?;
+                    .map_err(|_| anyhow::anyhow!("{kind:?} did not finish in {bound:?}"))?;
                 match measured {
                     Ok(m) => {
                         m.metrics.into_iter().for_each(|x| report.push(x));
@@ -290,6 +333,16 @@ enum Variant {
     Resume(resume::Params),
     Lag(lag::Params),
     Takeover(takeover::Params),
+    Capacity(capacity::Params),
+}
+
+/// Upper bound of one run of `v`: the tool always stops by itself.
+fn timeout(v: &Variant) -> Duration {
+    match v {
+        // A search of many steps, each bounded (see `capacity::Params::timeout`).
+        Variant::Capacity(p) => p.timeout(),
+        _ => SCENARIO_TIMEOUT,
+    }
 }
 
 fn variants(kind: ScenarioKind, a: &BenchArgs) -> anyhow::Result<Vec<Variant>> {
@@ -353,6 +406,18 @@ fn variants(kind: ScenarioKind, a: &BenchArgs) -> anyhow::Result<Vec<Variant>> {
                 None => Some(server_bin(a)?),
             },
         })],
+        ScenarioKind::Capacity => vec![Variant::Capacity(capacity::Params {
+            rate: a.capacity_rate,
+            delta_bytes: a.capacity_delta_bytes,
+            turn_deltas: a.capacity_turn_deltas,
+            pause: a.capacity_pause,
+            seconds: a.capacity_seconds,
+            start: a.capacity_start,
+            max_sessions: a.capacity_max_sessions,
+            bisect_steps: a.capacity_bisect_steps,
+            p99_ms: a.capacity_p99_ms,
+            min_rate: a.capacity_min_rate,
+        })],
     })
 }
 
@@ -371,7 +436,12 @@ pub fn server_bin(args: &BenchArgs) -> anyhow::Result<PathBuf> {
     Ok(beside)
 }
 
-async fn run_one(target: &Target, v: Variant, keep: &mut Vec<String>) -> anyhow::Result<Measured> {
+async fn run_one(
+    target: &Target,
+    v: Variant,
+    keep: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Measured> {
     match v {
         Variant::Limits(p) => limits::run(target, p).await,
         Variant::Memory(p) => memory::run(target, p, keep).await,
@@ -380,6 +450,7 @@ async fn run_one(target: &Target, v: Variant, keep: &mut Vec<String>) -> anyhow:
         Variant::Resume(p) => resume::run(target, p).await,
         Variant::Lag(p) => lag::run(target, p).await,
         Variant::Takeover(p) => takeover::run(target, p).await,
+        Variant::Capacity(p) => capacity::run(target, p, notes).await,
     }
 }
 
@@ -400,6 +471,11 @@ fn config_json(a: &BenchArgs) -> serde_json::Value {
         "memory": {"sessions": a.memory_sessions, "idle_streams": a.idle_streams},
         "takeover": {"sessions": a.takeover_sessions, "rate": a.takeover_rate,
             "turns": a.takeover_turns, "turn_seconds": a.takeover_turn_seconds},
+        "capacity": {"rate": a.capacity_rate, "delta_bytes": a.capacity_delta_bytes,
+            "turn_deltas": a.capacity_turn_deltas, "pause": a.capacity_pause,
+            "seconds": a.capacity_seconds, "start": a.capacity_start,
+            "max_sessions": a.capacity_max_sessions, "bisect_steps": a.capacity_bisect_steps,
+            "p99_ms": a.capacity_p99_ms, "min_rate": a.capacity_min_rate},
         "ring_size": a.ring_size,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     })

@@ -42,6 +42,9 @@ pub struct Target {
     /// For the scenarios that read Postgres directly (lag, limits).
     pub database_url: Option<String>,
     pub ring_size: usize,
+    /// The server's RSS before the first capacity step ran on it: capacity counts its RSS per
+    /// session from there in every run, since the allocator keeps what earlier steps freed.
+    pub capacity_rss_baseline: std::sync::OnceLock<Option<u64>>,
     spawned: Option<Spawned>,
     /// A second host on the same database (the follower scenario): `--follower-url`, or one
     /// more server this tool starts, on first use.
@@ -82,6 +85,7 @@ impl Target {
             pg_pid: None,
             database_url: args.database_url.clone(),
             ring_size: args.ring_size,
+            capacity_rss_baseline: std::sync::OnceLock::new(),
             spawned: None,
             follower: tokio::sync::OnceCell::new(),
             follower_url: args.follower_url.clone(),
@@ -152,6 +156,7 @@ impl Target {
             pg_pid: cluster.pid(),
             database_url: Some(database_url),
             ring_size: args.ring_size,
+            capacity_rss_baseline: std::sync::OnceLock::new(),
             spawned: Some(Spawned {
                 server,
                 cluster,

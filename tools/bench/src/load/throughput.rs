@@ -103,6 +103,19 @@ pub async fn run(target: &Target, p: Params) -> anyhow::Result<Measured> {
             committed / ((server + pg) * elapsed),
         ));
     }
+    if let Some(pg) = cpu.pg.filter(|pg| *pg > 0.0) {
+        // One Postgres serves every host: its CPU per event sizes the fleet. "vs limit" is the
+        // ratio to COPY's rows per Postgres CPU-second into the same schema (issue 19: ≥ 0.85).
+        metrics.push(
+            Metric::new(
+                format!("throughput_{tag}_events_per_pg_cpu_s"),
+                format!("throughput {}x{k} per Postgres CPU-second", p.sessions),
+                "events/cpu-s",
+                committed / (pg * elapsed),
+            )
+            .limit(super::limits::LIMIT_COPY_PER_PG_CPU_S),
+        );
+    }
     metrics.extend(cpu.metrics(
         &format!("throughput_{tag}"),
         &format!("throughput {}x{k}", p.sessions),
