@@ -8,7 +8,7 @@ RUN cargo build --release --locked --package agent-webkit-server
 FROM debian:bookworm-slim
 RUN useradd --system --home /var/lib/agent-webkit agent-webkit
 COPY --from=build /src/target/release/agent-webkit-server /usr/local/bin/
-COPY --from=build /src/tests/fixtures/reference /usr/share/agent-webkit/fixtures
+COPY --from=build /src/fixtures /usr/share/agent-webkit/fixtures
 USER agent-webkit
 ENV AGENT_WEBKIT_LISTEN=0.0.0.0:8080 \
     AGENT_WEBKIT_FIXTURES=/usr/share/agent-webkit/fixtures

@@ -5,16 +5,16 @@
 pub mod agent;
 pub mod app;
 pub mod audit;
-pub mod auth;
+pub mod codes;
 pub mod config;
 pub mod echo;
-pub mod error;
 pub mod frame;
 pub mod http;
 pub mod metrics;
 pub mod session;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 
 /// The wire protocol this server speaks.
 pub const PROTOCOL_VERSION: &str = "1.0";

@@ -1,6 +1,11 @@
-use agent_webkit_server::config::{Cli, Command, LogFormat};
-use agent_webkit_server::{app, audit, telemetry};
+//! The `agent-webkit-server` binary: its command line (`cli`) around the library's
+//! [`app::run`](agent_webkit_server::app::run).
+
+mod cli;
+
+use agent_webkit_server::telemetry::{self, LogFormat};
 use clap::Parser;
+use cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -9,16 +14,16 @@ async fn main() -> anyhow::Result<()> {
     if let Command::Audit(cmd) = cli.command {
         // `audit` prints its results on stdout (JSON Lines, CSV), so its logs go to stderr.
         telemetry::install(LogFormat::Text, None, std::io::stderr)?;
-        return audit::cli::run(*cmd).await;
+        return cli::audit::run(*cmd).await;
     }
     let format = match &cli.command {
-        Command::Serve(args) => args.log_format,
+        Command::Serve(args) => args.log_format.into(),
         _ => LogFormat::Text,
     };
     let telemetry = telemetry::init(format)?;
     let result = match cli.command {
-        Command::Serve(args) => app::serve(*args).await,
-        Command::Migrate(db) => app::migrate(db).await,
+        Command::Serve(args) => cli::serve::serve(*args).await,
+        Command::Migrate(db) => cli::serve::migrate(db).await,
         // Handled above, before the telemetry that would log to stdout.
         Command::Audit(_) => Ok(()),
     };

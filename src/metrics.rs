@@ -7,7 +7,7 @@
 //! take a lock per observation. The exporter is also the most used Prometheus backend in the
 //! Rust ecosystem and renders names, labels and histograms in the standard text format.
 //!
-//! Every host (every [`crate::app::run`]) owns its own [`Metrics`]: the recorder is never
+//! Every host (every `app::run`) owns its own [`Metrics`]: the recorder is never
 //! installed as the process-global one, so several servers in one test process do not share
 //! counters. Handles are registered once, here, and kept in this struct, so the hot paths never
 //! look a metric up by name. The hot paths record little: the writer records per *batch*

@@ -17,7 +17,6 @@
 //!   with the turn's `event_seq` range; `session.ask` events carry `correlation_id`;
 //! - `store.commit` per group-commit batch, with its size.
 
-use crate::config::LogFormat;
 use anyhow::Context as _;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TracerProvider as _;
@@ -27,6 +26,13 @@ use opentelemetry_sdk::Resource;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
+
+/// How log lines are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// The service name when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` names one.
 pub const SERVICE_NAME: &str = "agent-webkit-server";

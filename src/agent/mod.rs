@@ -42,7 +42,7 @@ pub struct SessionConfig {
     pub hooks: Option<Value>,
 }
 
-/// Permission modes the Claude CLI accepts (`docs/claude-cli.md` §2.2).
+/// Permission modes the Claude CLI accepts (docs/claude-cli.md §1.2).
 pub const PERMISSION_MODES: &[&str] = &[
     "default",
     "manual",

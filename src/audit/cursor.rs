@@ -2,7 +2,8 @@
 //! base64. Opaque so clients cannot build one (and so the key may change shape later); tagged
 //! so a cursor of one list is refused by another instead of being misread.
 
-use super::params::ParamError;
+use super::ParamError;
+use crate::codes::ErrorCode;
 use crate::store::audit::{SessionKey, TimeKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -31,14 +32,14 @@ pub fn encode(cursor: &Cursor) -> String {
 
 pub fn decode(raw: &str) -> Result<Cursor, ParamError> {
     parse(raw).ok_or_else(|| ParamError {
-        code: "invalid_cursor",
+        code: ErrorCode::InvalidCursor,
         message: format!("cursor {raw:?} is not a cursor this server issued"),
     })
 }
 
 pub fn wrong_kind() -> ParamError {
     ParamError {
-        code: "invalid_cursor",
+        code: ErrorCode::InvalidCursor,
         message: "this cursor belongs to another list".into(),
     }
 }

@@ -6,13 +6,22 @@
 //!
 //! - [`params`]: filters parsed from `name=value` pairs (query strings and CLI flags alike);
 //! - [`cursor`]: opaque keyset cursors;
-//! - [`format`]: table / JSON Lines / CSV output of the CLI;
-//! - [`cli`]: `agent-webkit-server audit events|inputs|sessions|transcript`, with `--follow`.
+//!
+//! The `audit` command (`src/cli/audit.rs`, in the binary) prints them as tables, JSON Lines
+//! or CSV.
 //!
 //! The data generator and the query and writer benchmarks are tools, beside the server:
 //! `tools/bench` (`agent-webkit-bench generate|queries|writer`).
 
-pub mod cli;
 pub mod cursor;
-pub mod format;
 pub mod params;
+
+use crate::codes::ErrorCode;
+
+/// A refused filter or cursor: a stable code and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ParamError {
+    pub code: ErrorCode,
+    pub message: String,
+}

@@ -6,10 +6,11 @@
 //! the worst answer an audit query can give.
 
 use super::cursor::{self, Cursor};
+use crate::codes::ErrorCode;
 use crate::echo::echo;
 use crate::frame::names;
 use crate::store::audit::{EventFilter, InputFilter, SessionFilter, SessionStatus, TimeKey};
-use crate::store::text;
+use crate::text;
 use serde_json::Value;
 use std::time::SystemTime;
 use uuid::Uuid;
@@ -18,15 +19,9 @@ use uuid::Uuid;
 pub const DEFAULT_LIMIT: i64 = 100;
 pub const MAX_LIMIT: i64 = 1000;
 
-/// A refused filter: a stable code and the reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct ParamError {
-    pub code: &'static str,
-    pub message: String,
-}
+pub use super::ParamError;
 
-fn err(code: &'static str, message: impl Into<String>) -> ParamError {
+fn err(code: ErrorCode, message: impl Into<String>) -> ParamError {
     ParamError {
         code,
         message: message.into(),
@@ -54,7 +49,7 @@ impl<'a> Pairs<'a> {
         for (i, (name, _)) in pairs.iter().enumerate() {
             if !known.contains(&name.as_str()) {
                 return Err(err(
-                    "unknown_parameter",
+                    ErrorCode::UnknownParameter,
                     format!(
                         "unknown parameter {name:?}; expected one of {}",
                         known.join(", "),
@@ -63,15 +58,15 @@ impl<'a> Pairs<'a> {
                 ));
             }
             if pairs[i].1.contains('\0') {
-                // Postgres' text cannot hold U+0000 (`store::text`): a 400, not a failed query.
+                // Postgres' text cannot hold U+0000 (`text`): a 400, not a failed query.
                 return Err(err(
-                    "invalid_parameter",
+                    ErrorCode::InvalidParameter,
                     format!("{name:?} must not contain U+0000 (NUL)"),
                 ));
             }
             if pairs[..i].iter().any(|(n, _)| n == name) {
                 return Err(err(
-                    "duplicate_parameter",
+                    ErrorCode::DuplicateParameter,
                     format!("{name:?} is given twice", name = echo(name)),
                 ));
             }
@@ -88,12 +83,15 @@ impl<'a> Pairs<'a> {
     }
 
     /// A filter on an indexed text column: bounded like the values stored there
-    /// (`store::text`), so a filter can never miss a value the index cut short.
+    /// (`text`), so a filter can never miss a value the index cut short.
     fn string(&self, name: &str) -> Result<Option<String>, ParamError> {
         self.get(name)
             .map(|v| match text::indexed_text_problem(v) {
                 None => Ok(v.to_owned()),
-                Some(problem) => Err(err("invalid_parameter", format!("{name} {problem}"))),
+                Some(problem) => Err(err(
+                    ErrorCode::InvalidParameter,
+                    format!("{name} {problem}"),
+                )),
             })
             .transpose()
     }
@@ -103,7 +101,7 @@ impl<'a> Pairs<'a> {
             .map(|v| {
                 Uuid::parse_str(v).map_err(|_| {
                     err(
-                        "invalid_session_id",
+                        ErrorCode::InvalidSessionId,
                         format!("session_id {v:?} is not a UUID", v = echo(v)),
                     )
                 })
@@ -122,7 +120,7 @@ impl<'a> Pairs<'a> {
         match v.parse::<i64>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
             _ => Err(err(
-                "invalid_limit",
+                ErrorCode::InvalidLimit,
                 format!(
                     "limit must be an integer from 1 to {MAX_LIMIT}, got {v:?}",
                     v = echo(v)
@@ -140,7 +138,7 @@ pub fn parse_time(v: &str, now: SystemTime) -> Result<SystemTime, ParamError> {
     }
     let ago = crate::config::parse_duration(v).map_err(|_| {
         err(
-            "invalid_time",
+            ErrorCode::InvalidTime,
             format!(
                 "{v:?} is neither an RFC 3339 time nor a duration like 1h",
                 v = echo(v)
@@ -152,7 +150,7 @@ pub fn parse_time(v: &str, now: SystemTime) -> Result<SystemTime, ParamError> {
         .filter(|t| *t >= SystemTime::UNIX_EPOCH)
         .ok_or_else(|| {
             err(
-                "invalid_time",
+                ErrorCode::InvalidTime,
                 format!("{v:?} reaches before 1970", v = echo(v)),
             )
         })
@@ -162,7 +160,7 @@ pub fn parse_time(v: &str, now: SystemTime) -> Result<SystemTime, ParamError> {
 pub fn parse_event(v: &str) -> Result<&'static str, ParamError> {
     names::ALL.iter().copied().find(|n| *n == v).ok_or_else(|| {
         err(
-            "invalid_event",
+            ErrorCode::InvalidEvent,
             format!(
                 "unknown event {v:?}; expected one of {}",
                 names::ALL.join(", "),
@@ -179,7 +177,7 @@ fn parse_input_type(v: &str) -> Result<&'static str, ParamError> {
         .find(|n| *n == v)
         .ok_or_else(|| {
             err(
-                "invalid_type",
+                ErrorCode::InvalidType,
                 format!(
                     "unknown input type {v:?}; expected one of {}",
                     INPUT_TYPES.join(", "),
@@ -220,7 +218,7 @@ pub fn events(
         .map(|v| match serde_json::from_str::<Value>(v) {
             Ok(json @ (Value::Object(_) | Value::Array(_))) if !text::has_nul(&json) => Ok(json),
             _ => Err(err(
-                "invalid_contains",
+                ErrorCode::InvalidContains,
                 "contains must be a JSON object or array, e.g. {\"tool_name\":\"Bash\"}",
             )),
         })
@@ -272,7 +270,7 @@ pub fn inputs(
         .map(|v| match v.parse::<i16>() {
             Ok(s) if (100..=599).contains(&s) => Ok(s),
             _ => Err(err(
-                "invalid_status",
+                ErrorCode::InvalidStatus,
                 format!("status must be an HTTP status code, got {v:?}", v = echo(v)),
             )),
         })
@@ -318,7 +316,7 @@ pub fn sessions(
                 .find(|s| s.as_str() == v)
                 .ok_or_else(|| {
                     err(
-                        "invalid_status",
+                        ErrorCode::InvalidStatus,
                         format!(
                             "status must be active, dormant or closed, got {v:?}",
                             v = echo(v)
@@ -376,7 +374,7 @@ pub fn session_events(
     let after = match (p.get("after"), p.get("cursor")) {
         (Some(_), Some(_)) => {
             return Err(err(
-                "invalid_cursor",
+                ErrorCode::InvalidCursor,
                 "give either after or cursor, not both",
             ))
         }
@@ -386,7 +384,7 @@ pub fn session_events(
             .and_then(|n| i64::try_from(n).ok())
             .ok_or_else(|| {
                 err(
-                    "invalid_after",
+                    ErrorCode::InvalidAfter,
                     format!(
                         "after must be a non-negative integer, got {v:?}",
                         v = echo(v)
@@ -415,7 +413,7 @@ mod tests {
     }
 
     fn code<T: std::fmt::Debug>(r: Result<T, ParamError>) -> &'static str {
-        r.unwrap_err().code
+        r.unwrap_err().code.as_str()
     }
 
     #[test]

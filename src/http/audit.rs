@@ -2,24 +2,21 @@
 //! sessions in time order (oldest first), with keyset cursors. The filters and the SQL are the
 //! CLI's (`audit::params`, `store::audit`).
 
+use super::auth::Admin;
+use super::error::ApiError;
+use super::extract::QueryPairs;
 use super::history::next_cursor;
 use super::openapi::bodies::{EventPage, InputPage};
 use super::openapi::errors::{self, ErrorBody};
 use super::openapi::params::{AuditEventsQuery, AuditInputsQuery};
-use super::query_pairs;
-use crate::app::AppState;
+use super::AppState;
 use crate::audit::cursor::Cursor;
 use crate::audit::params;
-use crate::auth::Admin;
-use crate::error::ApiError;
 use crate::store::audit;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 use std::time::SystemTime;
-
-type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// `GET /audit/events?session_id=&event=&tool_name=&correlation_id=&since=&until=&contains=`
 #[utoipa::path(
@@ -41,10 +38,10 @@ type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 pub async fn events(
     State(app): State<AppState>,
     _: Admin,
-    query: Pairs,
+    QueryPairs(query): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    let page = params::events(&query_pairs(query)?, SystemTime::now())?;
-    let store = &app.registry.deps.store;
+    let page = params::events(&query, SystemTime::now())?;
+    let store = &app.store;
     let rows = audit::events(store, &page.filter, page.after, page.limit).await?;
     let next = next_cursor(&rows, page.limit, |r| Cursor::Events(r.key()));
     Ok(Json(json!({"events": rows, "next_cursor": next})))
@@ -71,10 +68,10 @@ pub async fn events(
 pub async fn inputs(
     State(app): State<AppState>,
     _: Admin,
-    query: Pairs,
+    QueryPairs(query): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    let page = params::inputs(&query_pairs(query)?, SystemTime::now())?;
-    let store = &app.registry.deps.store;
+    let page = params::inputs(&query, SystemTime::now())?;
+    let store = &app.store;
     let rows = audit::inputs(store, &page.filter, page.after, page.limit).await?;
     let next = next_cursor(&rows, page.limit, |r| Cursor::Inputs(r.key()));
     Ok(Json(json!({"inputs": rows, "next_cursor": next})))

@@ -1,3 +1,7 @@
+//! What the listener and both connection servers (`sse_conn`, `hyper_conn`) share: what a
+//! connection task needs ([`Serving`]), an IO that replays the sniffed bytes ([`Prefixed`]),
+//! and the SSE write timeout ([`StallTimeout`]), below.
+//!
 //! Connections that drop clients which stop reading: the SSE write timeout.
 //!
 //! An SSE body is pulled by hyper only when it can write: a client that stops reading fills
@@ -10,7 +14,10 @@
 //! nothing for the whole timeout is. It applies to every response, which is right for the
 //! others too: their bodies are small, and a peer that takes none of them is gone.
 
+use super::limits::Slots;
 use crate::metrics::Metrics;
+use axum::Router;
+use bytes::{Buf, Bytes};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -19,6 +26,88 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What the connection tasks need.
+#[derive(Clone)]
+pub struct Serving {
+    pub router: Router,
+    pub sse_write_timeout: Duration,
+    /// `--http-header-timeout`: the first request head is complete within this of the accept.
+    pub header_timeout: Duration,
+    /// `--http-idle-timeout`: hyper closes a connection without a request this long.
+    pub idle_timeout: Duration,
+    pub slots: Arc<Slots>,
+    pub metrics: Arc<Metrics>,
+    /// Every connection's task, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Stops accepting, ends connections that have not sent a request yet, and lets hyper's
+    /// connections finish their response and close.
+    pub stop: CancellationToken,
+}
+
+/// An IO that first yields bytes already read from it.
+pub struct Prefixed<T> {
+    prefix: Bytes,
+    inner: T,
+}
+
+impl<T> Prefixed<T> {
+    pub fn new(prefix: Bytes, inner: T) -> Self {
+        Prefixed { prefix, inner }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.prefix.is_empty() {
+            return Pin::new(&mut self.inner).poll_read(cx, buf);
+        }
+        let n = self.prefix.len().min(buf.remaining());
+        buf.put_slice(&self.prefix[..n]);
+        self.prefix.advance(n);
+        if self.prefix.is_empty() {
+            // Give the buffer back to the allocator now, not when the connection ends.
+            self.prefix = Bytes::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
 
 /// An IO whose writes fail after `timeout` without progress.
 pub struct StallTimeout<T> {

@@ -8,11 +8,12 @@
 //! The console renders event content as text, and the policy is the second wall should a
 //! bug ever let markup through.
 
+use super::error::ApiError;
 use super::openapi::errors::{self, ErrorBody};
-use crate::error::ApiError;
+use crate::codes::ErrorCode;
 use axum::extract::rejection::PathRejection;
 use axum::extract::Path;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 /// The console's Content-Security-Policy (`img-src data:` for the empty favicon).
@@ -80,11 +81,11 @@ pub async fn index() -> Response {
 pub async fn asset(name: Result<Path<String>, PathRejection>) -> Response {
     let Path(name) = match name {
         Ok(name) => name,
-        Err(rejection) => return super::path_error(rejection).into_response(),
+        Err(rejection) => return super::extract::path_error(rejection).into_response(),
     };
     match ASSETS.iter().find(|(n, _, _)| *n == name) {
         Some((_, content_type, body)) => serve(content_type, body),
-        None => ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").into_response(),
+        None => ApiError::new(ErrorCode::NotFound, "no such route").into_response(),
     }
 }
 

@@ -1,7 +1,8 @@
+use super::error::ApiError;
 use super::openapi::bodies::{Health, Ready};
 use super::openapi::errors::{self, ErrorBody};
-use crate::app::AppState;
-use crate::error::ApiError;
+use super::AppState;
+use crate::codes::ErrorCode;
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
@@ -34,13 +35,16 @@ pub async fn healthz(State(app): State<AppState>) -> Json<Value> {
 )]
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     if app.draining.is_cancelled() {
-        return Err(ApiError::unavailable(
-            "draining",
+        return Err(ApiError::new(
+            ErrorCode::Draining,
             "this host is shutting down",
         ));
     }
-    app.registry.deps.store.ping().await.map_err(|_| {
-        ApiError::unavailable("database_unavailable", "the database is unavailable")
+    app.store.ping().await.map_err(|_| {
+        ApiError::new(
+            ErrorCode::DatabaseUnavailable,
+            "the database is unavailable",
+        )
     })?;
     Ok(Json(json!({"ok": true})))
 }

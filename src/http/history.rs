@@ -5,25 +5,22 @@
 //! missing one, so not even its existence leaks. Admins see every session (read-only: live
 //! interaction stays with the owner, see `auth`).
 
+use super::auth::Caller;
+use super::error::ApiError;
+use super::extract::{QueryPairs, SessionId};
 use super::openapi::bodies::{EventPage, Session, SessionPage, TranscriptPage};
 use super::openapi::errors::{self, ErrorBody};
 use super::openapi::params::{SessionEventsQuery, SessionsQuery, TranscriptQuery};
-use super::{query_pairs, SessionId};
-use crate::app::AppState;
+use super::AppState;
 use crate::audit::cursor::{self, Cursor};
 use crate::audit::params;
-use crate::auth::Caller;
-use crate::error::ApiError;
 use crate::store::{audit, transcripts};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 use std::time::SystemTime;
-
-type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
 /// The principal whose sessions `caller` may read (`None`: all).
 fn scope(caller: &Caller) -> Option<&str> {
@@ -51,17 +48,17 @@ fn scope(caller: &Caller) -> Option<&str> {
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    query: Pairs,
+    QueryPairs(query): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    let mut page = params::sessions(&query_pairs(query)?, SystemTime::now())?;
-    page.filter.lease = app.config.lease;
+    let mut page = params::sessions(&query, SystemTime::now())?;
+    page.filter.lease = app.lease;
     if let Some(me) = scope(&caller) {
         if page.filter.principal.as_deref().is_some_and(|p| p != me) {
             return Ok(Json(json!({"sessions": [], "next_cursor": null})));
         }
         page.filter.principal = Some(me.to_owned());
     }
-    let store = &app.registry.deps.store;
+    let store = &app.store;
     let rows = audit::sessions(store, &page.filter, page.after, page.limit).await?;
     let next = next_cursor(&rows, page.limit, |r| Cursor::Sessions(r.key()));
     Ok(Json(json!({"sessions": rows, "next_cursor": next})))
@@ -89,8 +86,8 @@ pub async fn show(
     caller: Caller,
     SessionId(id): SessionId,
 ) -> Result<Json<Value>, ApiError> {
-    let store = &app.registry.deps.store;
-    match audit::session(store, id, scope(&caller), app.config.lease).await? {
+    let store = &app.store;
+    match audit::session(store, id, scope(&caller), app.lease).await? {
         Some(row) => Ok(Json(json!(row))),
         None => Err(ApiError::not_found()),
     }
@@ -118,10 +115,10 @@ pub async fn events(
     State(app): State<AppState>,
     caller: Caller,
     SessionId(id): SessionId,
-    query: Pairs,
+    QueryPairs(query): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    let (after, event, limit) = params::session_events(&query_pairs(query)?)?;
-    let store = &app.registry.deps.store;
+    let (after, event, limit) = params::session_events(&query)?;
+    let store = &app.store;
     if !audit::visible(store, id, scope(&caller)).await? {
         return Err(ApiError::not_found());
     }
@@ -161,10 +158,10 @@ pub async fn transcript(
     caller: Caller,
     SessionId(id): SessionId,
     headers: HeaderMap,
-    query: Pairs,
+    QueryPairs(query): QueryPairs,
 ) -> Result<Response, ApiError> {
-    let (after, limit, file) = params::transcript(&query_pairs(query)?)?;
-    let store = &app.registry.deps.store;
+    let (after, limit, file) = params::transcript(&query)?;
+    let store = &app.store;
     if !audit::visible(store, id, scope(&caller)).await? {
         return Err(ApiError::not_found());
     }

@@ -2,17 +2,16 @@
 //! operator (and the console's Hosts page) sees the fleet without `psql`. Admin-only like the
 //! audit log: host names and counts describe every principal's sessions.
 
+use super::auth::Admin;
+use super::error::ApiError;
+use super::extract::QueryPairs;
 use super::openapi::bodies::HostList;
 use super::openapi::errors::{self, ErrorBody};
 use super::openapi::params::HostsQuery;
-use super::query_pairs;
-use crate::app::AppState;
+use super::AppState;
 use crate::audit::params;
-use crate::auth::Admin;
-use crate::error::ApiError;
 use crate::store::hosts_view;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -36,12 +35,12 @@ use serde_json::{json, Value};
 pub async fn list(
     State(app): State<AppState>,
     _: Admin,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(query): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = params::hosts(&query_pairs(query)?)?;
-    let store = &app.registry.deps.store;
-    let hosts = hosts_view::list(store, app.config.lease, limit).await?;
+    let limit = params::hosts(&query)?;
+    let store = &app.store;
+    let hosts = hosts_view::list(store, app.lease, limit).await?;
     Ok(Json(
-        json!({ "hosts": hosts, "lease_secs": app.config.lease.as_secs_f64() }),
+        json!({ "hosts": hosts, "lease_secs": app.lease.as_secs_f64() }),
     ))
 }

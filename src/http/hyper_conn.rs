@@ -14,7 +14,7 @@
 //! busy one after its response.
 
 use super::conn::StallTimeout;
-use super::listener::{Prefixed, Serving};
+use super::conn::{Prefixed, Serving};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpStream;

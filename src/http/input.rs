@@ -1,16 +1,16 @@
+use super::auth::Principal;
+use super::error::ApiError;
+use super::extract::{JsonBody, SessionId};
 use super::openapi::errors::{self, ErrorBody};
 use super::openapi::inbound::InboundMessage;
-use super::{body_error, SessionId};
-use crate::app::AppState;
-use crate::auth::Principal;
-use crate::error::ApiError;
+use super::AppState;
+use crate::codes::ErrorCode;
 use crate::session::inbound::Inbound;
 use crate::session::registry::Lookup;
 use crate::session::{inbound, SessionError};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
+use serde_json::Value;
 use tracing::Instrument;
 
 /// `POST /sessions/{id}/input`: `204` once the message is recorded in Postgres.
@@ -39,11 +39,10 @@ pub async fn input(
     State(app): State<AppState>,
     Principal(principal): Principal,
     SessionId(id): SessionId,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(value): JsonBody<Value>,
 ) -> Result<StatusCode, ApiError> {
-    let body = body.map_err(body_error)?;
     let (message, value) =
-        inbound::parse(&body).map_err(|e| ApiError::bad_request(e.code, e.message))?;
+        inbound::from_value(value).map_err(|e| ApiError::new(e.code, e.message))?;
     if let Inbound::PermissionResponse { correlation_id, .. }
     | Inbound::QuestionResponse { correlation_id, .. } = &message
     {
@@ -64,11 +63,7 @@ pub async fn input(
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "input task failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
+            ApiError::new(ErrorCode::Internal, "internal error")
         })??;
     Ok(StatusCode::NO_CONTENT)
 }

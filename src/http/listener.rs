@@ -21,23 +21,15 @@
 //! health-reserve slot is served only if its first request is `GET /healthz` or `/readyz`
 //! (and closed after it); any other is answered `503 too_many_connections`.
 
-use super::conn::StallTimeout;
-use super::limits::Slots;
+use super::conn::{Prefixed, Serving, StallTimeout};
 use super::{hyper_conn, sse_conn};
-use crate::metrics::Metrics;
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, Request, Version};
-use axum::Router;
-use bytes::{Buf, Bytes, BytesMut};
-use std::io;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use bytes::BytesMut;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// The longest request head that is sniffed; longer ones go to hyper, which has its own limit.
 const MAX_HEAD: usize = 16 * 1024;
@@ -45,24 +37,6 @@ const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 
 type Io = StallTimeout<TcpStream>;
-
-/// What the connection tasks need.
-#[derive(Clone)]
-pub struct Serving {
-    pub router: Router,
-    pub sse_write_timeout: Duration,
-    /// `--http-header-timeout`: the first request head is complete within this of the accept.
-    pub header_timeout: Duration,
-    /// `--http-idle-timeout`: hyper closes a connection without a request this long.
-    pub idle_timeout: Duration,
-    pub slots: Arc<Slots>,
-    pub metrics: Arc<Metrics>,
-    /// Every connection's task, so shutdown can wait for them.
-    pub tasks: TaskTracker,
-    /// Stops accepting, ends connections that have not sent a request yet, and lets hyper's
-    /// connections finish their response and close.
-    pub stop: CancellationToken,
-}
 
 /// Accepts on `listener` until `serving.stop` fires; each connection runs in `serving.tasks`.
 pub async fn accept(mut listener: TcpListener, serving: Serving) {
@@ -158,7 +132,7 @@ async fn sniff(mut io: Io, stop: &CancellationToken, timeout: Duration) -> Optio
 /// The answer on a reserved slot to anything but a health check; then the connection closes.
 async fn refuse<W: AsyncWrite + Unpin>(mut io: W) {
     let body = serde_json::json!({
-        "code": "too_many_connections",
+        "code": crate::codes::ErrorCode::TooManyConnections.as_str(),
         "message": "this host has too many open connections; retry",
     })
     .to_string();
@@ -246,68 +220,6 @@ fn is_stream_path(target: &str) -> bool {
     path.strip_prefix("/sessions/")
         .and_then(|rest| rest.strip_suffix("/stream"))
         .is_some_and(|id| !id.is_empty() && !id.contains('/'))
-}
-
-/// An IO that first yields bytes already read from it.
-pub struct Prefixed<T> {
-    prefix: Bytes,
-    inner: T,
-}
-
-impl<T> Prefixed<T> {
-    pub fn new(prefix: Bytes, inner: T) -> Self {
-        Prefixed { prefix, inner }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.prefix.is_empty() {
-            return Pin::new(&mut self.inner).poll_read(cx, buf);
-        }
-        let n = self.prefix.len().min(buf.remaining());
-        buf.put_slice(&self.prefix[..n]);
-        self.prefix.advance(n);
-        if self.prefix.is_empty() {
-            // Give the buffer back to the allocator now, not when the connection ends.
-            self.prefix = Bytes::new();
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 #[cfg(test)]

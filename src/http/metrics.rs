@@ -1,6 +1,6 @@
+use super::auth::Admin;
 use super::openapi::errors::{self, ErrorBody};
-use crate::app::AppState;
-use crate::auth::Admin;
+use super::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;

@@ -1,9 +1,13 @@
-//! The HTTP surface: routes and the extractors shared by handlers. Handlers stay thin: extract,
-//! call into `session`, map the result.
+//! The HTTP surface: its state, routes, the extractors shared by handlers, authentication
+//! ([`auth`]) and the error type ([`error`]). Handlers stay thin: extract, call into `session`
+//! (live sessions) or `store` (history, audit, hosts), map the result.
 
 mod audit;
+pub mod auth;
 pub mod conn;
 pub mod console;
+pub mod error;
+pub mod extract;
 mod health;
 mod history;
 mod hosts;
@@ -18,16 +22,42 @@ mod sse_conn;
 mod stream;
 mod trace;
 
-use crate::app::AppState;
-use crate::error::{echo, ApiError};
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Path};
-use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
+use crate::codes::ErrorCode;
+use crate::config::HttpSettings;
+use crate::session::registry::Registry;
+use crate::store::Store;
+use auth::Auth;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, Method};
 use axum::routing::get;
 use axum::Router;
+use error::{echo, ApiError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
+
+/// What every handler may reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The sessions this host serves, owns or follows.
+    pub registry: Arc<Registry>,
+    /// History, audit and hosts are read from the database directly.
+    pub store: Store,
+    pub auth: Arc<Auth>,
+    pub settings: Arc<HttpSettings>,
+    /// The hosts' lease: an `active` session whose owner is silent longer shows as dormant.
+    pub lease: Duration,
+    /// Cancelled when the host starts shutting down: `/readyz` fails, creation is refused.
+    pub draining: CancellationToken,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Auth> {
+    fn from_ref(state: &AppState) -> Arc<Auth> {
+        state.auth.clone()
+    }
+}
 
 /// Every documented route, each handler with its `#[utoipa::path]`: the router and the
 /// OpenAPI document (`openapi::document`) are both built from this list.
@@ -55,10 +85,10 @@ pub fn router(state: AppState) -> Router {
     routes
         // The same page as `/console`, undocumented.
         .route("/console/", get(console::index))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         // After every route: it applies to the routes registered before it. axum adds `Allow`.
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             deadline,
@@ -80,7 +110,7 @@ pub fn router(state: AppState) -> Router {
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics::scrape_open))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
@@ -94,10 +124,10 @@ async fn deadline(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match tokio::time::timeout(app.config.request_timeout, next.run(request)).await {
+    match tokio::time::timeout(app.settings.request_timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::unavailable(
-            "request_timeout",
+        Err(_) => ApiError::new(
+            ErrorCode::RequestTimeout,
             "the request took too long (the server is overloaded); retry",
         )
         .into_response(),
@@ -106,8 +136,7 @@ async fn deadline(
 
 async fn method_not_allowed(method: Method) -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("{} is not allowed on this route", echo(method.as_str())),
     )
 }
@@ -126,63 +155,13 @@ async fn declared_length(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let limit = u64::try_from(app.config.max_body_bytes).unwrap_or(u64::MAX);
+    let limit = u64::try_from(app.settings.max_body_bytes).unwrap_or(u64::MAX);
     if declared.is_some_and(|n| n > limit) {
-        let mut response = body_too_large().into_response();
+        let mut response = extract::body_too_large().into_response();
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return response;
     }
     next.run(request).await
-}
-
-/// A session id from the path. A path that does not decode (`%FF`) is `400 invalid_path`;
-/// anything that is not a UUID cannot name a session: `404`.
-pub struct SessionId(pub Uuid);
-
-impl<S: Send + Sync> FromRequestParts<S> for SessionId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(path_error)?;
-        Uuid::parse_str(&raw)
-            .map(SessionId)
-            .map_err(|_| ApiError::not_found())
-    }
-}
-
-fn path_error(rejection: PathRejection) -> ApiError {
-    ApiError::bad_request("invalid_path", rejection.body_text())
-}
-
-/// The query string as `name=value` pairs, for `audit::params`.
-fn query_pairs(
-    query: Result<
-        axum::extract::Query<Vec<(String, String)>>,
-        axum::extract::rejection::QueryRejection,
-    >,
-) -> Result<Vec<(String, String)>, ApiError> {
-    query
-        .map(|q| q.0)
-        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
-}
-
-/// Maps body read failures: over the limit is `413`, anything else `400`.
-fn body_error(rejection: BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        body_too_large()
-    } else {
-        ApiError::bad_request("bad_body", rejection.body_text())
-    }
-}
-
-fn body_too_large() -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
-        "request body is over the size limit",
-    )
 }

@@ -1,12 +1,11 @@
+use super::auth::Principal;
+use super::error::{echo, ApiError};
+use super::extract::{JsonBody, SessionId};
 use super::openapi::bodies::{SessionConfig, SessionCreated};
 use super::openapi::errors::{self, ErrorBody};
-use super::{body_error, SessionId};
+use super::AppState;
 use crate::agent;
-use crate::app::AppState;
-use crate::auth::Principal;
-use crate::error::{echo, ApiError};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use crate::codes::ErrorCode;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -46,13 +45,15 @@ use serde_json::{json, Value};
 pub async fn create(
     State(app): State<AppState>,
     Principal(principal): Principal,
-    body: Result<Bytes, BytesRejection>,
+    body: Option<JsonBody<Value>>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body.map_err(body_error)?;
-    let config = parse_config(&body)?;
+    let config = match body {
+        Some(JsonBody(value)) => session_config(value)?,
+        None => agent::SessionConfig::default(),
+    };
     if app.draining.is_cancelled() {
-        return Err(ApiError::unavailable(
-            "draining",
+        return Err(ApiError::new(
+            ErrorCode::Draining,
             "this host is shutting down",
         ));
     }
@@ -62,29 +63,17 @@ pub async fn create(
     ))
 }
 
-fn parse_config(body: &[u8]) -> Result<agent::SessionConfig, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(agent::SessionConfig::default());
-    }
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("body is not valid JSON: {e}"))
-    })?;
-    if !value.is_object() {
-        return Err(ApiError::bad_request(
-            "invalid_input",
-            "body must be a JSON object",
-        ));
-    }
-    // The config is stored as `jsonb`, which cannot hold U+0000 (`store::text`).
-    if crate::store::text::has_nul(&value) {
-        return Err(ApiError::bad_request(
-            "invalid_config",
+fn session_config(value: Value) -> Result<agent::SessionConfig, ApiError> {
+    // The config is stored as `jsonb`, which cannot hold U+0000 (`text`).
+    if crate::text::has_nul(&value) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidConfig,
             "U+0000 (NUL) is not allowed in a session config",
         ));
     }
     serde_json::from_value(value).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_input",
+        ApiError::new(
+            ErrorCode::InvalidInput,
             format!("invalid session config: {}", echo(&e.to_string())),
         )
     })

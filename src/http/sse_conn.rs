@@ -12,8 +12,8 @@
 //!
 //! What an idle stream holds here is its task, its subscription and the socket: no buffers.
 
+use super::conn::Serving;
 use super::conn::StallTimeout;
-use super::listener::Serving;
 use crate::session::subscription::Subscription;
 use axum::body::Body;
 use axum::http::{header, response::Parts, Request, StatusCode, Version};

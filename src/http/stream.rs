@@ -1,10 +1,11 @@
+use super::auth::Principal;
+use super::error::{echo, ApiError};
+use super::extract::SessionId;
 use super::openapi::errors::{self, ErrorBody};
 use super::openapi::events::SseEvent;
 use super::sse_conn::Handoff;
-use super::SessionId;
-use crate::app::AppState;
-use crate::auth::Principal;
-use crate::error::{echo, ApiError};
+use super::AppState;
+use crate::codes::ErrorCode;
 use crate::session::registry::Lookup;
 use crate::session::subscription::Subscription;
 use axum::body::Body;
@@ -96,8 +97,8 @@ fn last_event_id(headers: &HeaderMap) -> Result<u64, ApiError> {
         return Ok(0);
     }
     text.parse::<u64>().map_err(|_| {
-        ApiError::bad_request(
-            "invalid_last_event_id",
+        ApiError::new(
+            ErrorCode::InvalidLastEventId,
             format!(
                 "Last-Event-ID must be a non-negative integer, got {:?}",
                 echo(text)

@@ -2,8 +2,8 @@
 //!
 //! The `total_cost_usd` of a `result` is a **running total**, not the turn's cost: the Claude
 //! CLI reports what its conversation has cost so far (`docs/claude-cli.md` §6.5:
-//! "cumulative for the process/session … read the latest value, do not sum"), and a process
-//! started with `--resume` continues from the conversation's saved total (§13). The replay
+//! read the latest value, never sum them), and a process started with `--resume` continues
+//! from the conversation's saved total (§6.5, §7.1). The replay
 //! runtime's scripts are recorded SDK `ResultMessage`s, whose `total_cost_usd` is that same CLI
 //! figure, so they are read the same way (the reference scripts that carry a cost have a single
 //! turn, where running total and turn cost agree).

@@ -11,7 +11,7 @@
 //! A `DELETE` is forwarded the same way and answers once `done` is in the table.
 
 use super::inbound::Inbound;
-use super::registry::Registry;
+use super::log::EventLog;
 use super::{Deps, SessionError};
 use crate::agent::Decision;
 use crate::store::forward::{self, Forward};
@@ -100,14 +100,14 @@ async fn lost(deps: &Deps, record: &Forward<'_>) -> SessionError {
 }
 
 /// Forwards a `DELETE` and waits (bounded by the request's own deadline) until `done` is
-/// committed, watching the session as its streams here do.
+/// committed, watching the session through `log`, the follower its streams here use.
 pub async fn close(
-    registry: &Arc<Registry>,
+    deps: &Deps,
+    log: Arc<EventLog>,
     id: Uuid,
     owner: i32,
     principal: &str,
 ) -> Result<(), SessionError> {
-    let deps = &registry.deps;
     let body = serde_json::json!({"type": "delete"});
     let record = Forward {
         session_id: id,
@@ -119,7 +119,6 @@ pub async fn close(
         ask_seq: None,
         turn_state: None,
     };
-    let log = registry.follow(id, principal).await?;
     match forward::record(&deps.store, &record).await? {
         Some(_) => {}
         None => return Err(SessionError::OwnedElsewhere),

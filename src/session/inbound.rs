@@ -4,8 +4,9 @@
 //! (`invalid_json`, `unknown_type`, `invalid_input`) and message, rather than serde's one error.
 
 use crate::agent::{Control, Decision};
+use crate::codes::ErrorCode;
 use crate::echo::echo;
-use crate::store::text;
+use crate::text;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -42,13 +43,13 @@ impl Inbound {
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct InboundError {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 fn invalid(message: impl Into<String>) -> InboundError {
     InboundError {
-        code: "invalid_input",
+        code: ErrorCode::InvalidInput,
         message: message.into(),
     }
 }
@@ -78,10 +79,15 @@ struct QuestionResponse {
 
 pub fn parse(body: &[u8]) -> Result<(Inbound, Value), InboundError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| InboundError {
-        code: "invalid_json",
+        code: ErrorCode::InvalidJson,
         message: format!("body is not valid JSON: {e}"),
     })?;
-    // The record of every input is `jsonb`, which cannot hold U+0000 (`store::text`).
+    from_value(value)
+}
+
+/// An input already parsed as JSON (`http::extract::JsonBody`), with the value to record.
+pub fn from_value(value: Value) -> Result<(Inbound, Value), InboundError> {
+    // The record of every input is `jsonb`, which cannot hold U+0000 (`text`).
     if text::has_nul(&value) {
         return Err(invalid("U+0000 (NUL) is not allowed in an input"));
     }
@@ -158,7 +164,7 @@ fn parse_value(value: &Value) -> Result<Inbound, InboundError> {
             let mode = string_field("mode")?;
             if !PERMISSION_MODES.contains(&mode.as_str()) {
                 return Err(InboundError {
-                    code: "invalid_permission_mode",
+                    code: ErrorCode::InvalidPermissionMode,
                     message: format!(
                         "unknown permission mode {mode:?}; expected one of {}",
                         PERMISSION_MODES.join(", "),
@@ -180,7 +186,7 @@ fn parse_value(value: &Value) -> Result<Inbound, InboundError> {
             Ok(Inbound::Control(Control::StopTask(task_id)))
         }
         other => Err(InboundError {
-            code: "unknown_type",
+            code: ErrorCode::UnknownType,
             message: format!("unknown message type {other:?}", other = echo(other)),
         }),
     }
@@ -222,7 +228,7 @@ mod tests {
     use super::*;
 
     fn code(body: &str) -> &'static str {
-        parse(body.as_bytes()).unwrap_err().code
+        parse(body.as_bytes()).unwrap_err().code.as_str()
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub enum SessionError {
     OwnedElsewhere,
     #[error("this host is shutting down")]
     Draining,
+    #[error("this host's lease has expired; it takes no sessions until its heartbeat is back")]
+    LeaseExpired,
     #[error("the session is stopping on this host")]
     Stopping,
     #[error("Last-Event-ID {after} is ahead of the session's last event {last}")]

@@ -8,6 +8,7 @@
 //! Each session id has a slot guarded by an async mutex, so concurrent requests for a dormant
 //! session rehydrate it once, and eviction cannot race a request that is bringing it back.
 
+use super::log::LogState;
 use super::{actor, Deps, Session, SessionError};
 use crate::agent::SessionConfig;
 use crate::store::sessions::{self, Claim, Peek};
@@ -84,11 +85,15 @@ impl Registry {
         let slot = self.slot(id);
         let mut held = slot.lock().await;
         if let Some(session) = held.as_ref().filter(|s| s.is_running()) {
-            return if session.principal == principal {
-                Ok(Lookup::Live(session.clone()))
-            } else {
-                Err(SessionError::NotFound)
-            };
+            if session.principal != principal {
+                return Err(SessionError::NotFound);
+            }
+            // Past its lease this host ended every session (their logs are gone) and may
+            // serve none of them, even while their tasks are still stopping.
+            if session.log.state() == LogState::Gone && self.lease_expired() {
+                return Err(SessionError::LeaseExpired);
+            }
+            return Ok(Lookup::Live(session.clone()));
         }
         *held = None;
         if self.deps.draining.is_cancelled() {
@@ -131,10 +136,7 @@ impl Registry {
         // A host whose own lease ran out ends every session it holds at its next ownership
         // check, so a claim now would take a session only to drop it without a release.
         if self.lease_expired() {
-            return Err(SessionError::Store(crate::store::StoreError::Unavailable(
-                "this host's lease has expired; it takes no sessions until its heartbeat is back"
-                    .into(),
-            )));
+            return Err(SessionError::LeaseExpired);
         }
         Ok(sessions::claim(
             &deps.store,
@@ -161,7 +163,8 @@ impl Registry {
                 },
                 Lookup::Closed { .. } => return Ok(()),
                 Lookup::Elsewhere { owner } => {
-                    match super::forward::close(self, id, owner, principal).await {
+                    let log = self.follow(id, principal).await?;
+                    match super::forward::close(&self.deps, log, id, owner, principal).await {
                         Err(SessionError::OwnedElsewhere) => continue,
                         other => return other,
                     }

@@ -71,7 +71,7 @@ async fn insert(
             ],
         )
         .await?;
-    Store::recycle(client, super::text::approx_len(input.body));
+    Store::recycle(client, crate::text::approx_len(input.body));
     Ok(row.map(|r| r.get(0)))
 }
 

@@ -68,7 +68,7 @@ pub async fn record(store: &Store, input: NewInput<'_>) -> Result<i64, StoreErro
             ],
         )
         .await?;
-    Store::recycle(client, super::text::approx_len(input.body));
+    Store::recycle(client, crate::text::approx_len(input.body));
     row.map(|r| r.get(0)).ok_or(StoreError::Fenced)
 }
 

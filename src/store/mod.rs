@@ -29,7 +29,6 @@ pub mod pressure;
 pub mod query;
 pub mod retention;
 pub mod sessions;
-pub mod text;
 pub mod transcripts;
 pub mod writer;
 

@@ -19,6 +19,7 @@
 //! at a time and the others skip their turn.
 
 use super::{Store, StoreError, LOCK_NS};
+use crate::config::RetentionSettings;
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
@@ -117,9 +118,9 @@ pub async fn run_once(store: &Store, max_age: Duration, limit: i64) -> Result<Ba
 }
 
 /// Starts the background task when `--retention` is set.
-pub fn spawn(store: &Store, config: &crate::config::Config, shutdown: CancellationToken) {
-    if let Some(max_age) = config.retention {
-        let batch = config.retention_batch;
+pub fn spawn(store: &Store, settings: &RetentionSettings, shutdown: CancellationToken) {
+    if let Some(max_age) = settings.max_age {
+        let batch = settings.batch;
         tokio::spawn(run(store.clone(), max_age, batch, shutdown));
     }
 }

@@ -392,7 +392,7 @@ async fn cursors_stay_stable_while_new_events_arrive() {
     let db = TestDb::new().await;
     let mut config = jwt_config(&db);
     let fixtures = fixtures_with(&[("many", many_messages(400, 20))]);
-    config.fixtures = fixtures.to_path_buf();
+    config.agent.replay.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let admin = api.with_token(ADMIN_TOKEN);

@@ -1,28 +1,10 @@
 //! `agent-webkit-server audit …`: the same filters as HTTP, in each output format, and
 //! `--follow`.
 
-use crate::support::{TestDb, TestServer};
-use agent_webkit_server::audit::cli;
-use agent_webkit_server::config::{Cli, Command};
-use agent_webkit_server::store::Store;
-use clap::Parser;
+use crate::support::{audit_cli as audit, TestDb, TestServer};
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
-
-/// Runs `audit <args>` in process against `db`; returns stdout.
-async fn audit(db: &TestDb, args: &[&str]) -> anyhow::Result<String> {
-    let mut argv = vec!["agent-webkit-server", "audit"];
-    argv.extend_from_slice(args);
-    argv.extend_from_slice(&["--database-url", &db.url]);
-    let Command::Audit(cmd) = Cli::try_parse_from(argv)?.command else {
-        unreachable!("parsed as audit")
-    };
-    let store = Store::connect(&db.url, 2)?;
-    let mut out = Vec::new();
-    cli::execute(&store, *cmd, &mut out).await?;
-    Ok(String::from_utf8(out)?)
-}
 
 /// One read_allow session played with a winning and a losing reply.
 async fn played(server: &TestServer) -> String {

@@ -46,7 +46,7 @@ fn assert_error(status: reqwest::StatusCode, body: &Value, want_status: u16, wan
 async fn bad_inputs_are_4xx_with_a_code() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.max_body_bytes = 64 * 1024;
+    config.http.max_body_bytes = 64 * 1024;
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("read_allow").await;
@@ -243,10 +243,10 @@ async fn wrong_methods_unknown_routes_and_undecodable_paths_are_json() {
 async fn a_declared_body_over_the_limit_is_refused_at_once_and_ends_the_connection() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.max_body_bytes = 64 * 1024;
+    config.http.max_body_bytes = 64 * 1024;
     // Waiting for the body would end in `503 request_timeout` only after a minute, past the
     // bound of `raw`.
-    config.request_timeout = Duration::from_secs(60);
+    config.http.request_timeout = Duration::from_secs(60);
     let server = TestServer::start_with(config).await;
     let id = server.api.create("plain_qa").await;
     let count = |sql: &'static str| {

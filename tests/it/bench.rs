@@ -30,7 +30,7 @@ async fn throughput_against_a_running_server_counts_every_event_once() {
     let db = TestDb::new().await;
     let fixtures = fixtures_with(&[]);
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures.to_path_buf();
+    config.agent.replay.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let args = args(&[
         "--url",
@@ -75,7 +75,7 @@ async fn capacity_search_counts_every_delta_once() {
     let db = TestDb::new().await;
     let fixtures = fixtures_with(&[]);
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures.to_path_buf();
+    config.agent.replay.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let args = args(&[
         "--url",

@@ -19,8 +19,8 @@ fn addr(server: &TestServer) -> String {
 /// A config whose connection timeouts are short.
 fn short_timeouts(db: &TestDb) -> agent_webkit_server::config::Config {
     let mut config = TestServer::config(db);
-    config.http_header_timeout = Duration::from_secs(1);
-    config.http_idle_timeout = Duration::from_secs(1);
+    config.http.header_timeout = Duration::from_secs(1);
+    config.http.idle_timeout = Duration::from_secs(1);
     config
 }
 
@@ -203,7 +203,7 @@ async fn past_the_cap_connections_are_refused_but_health_checks_answer() {
     const CAP: usize = 10;
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.max_connections = Some(CAP);
+    config.http.max_connections = Some(CAP);
     let server = TestServer::start_with(config).await;
     let connect = || TcpStream::connect(addr(&server));
 

@@ -51,7 +51,7 @@ async fn the_console_works_in_a_browser() {
     let fixtures = fixtures_with(&[("xss", xss_fixture())]);
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures.to_path_buf();
+    config.agent.replay.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let scratch = Scratch::dir("awk-console-");
     let mut node = Command::new("node");

@@ -11,7 +11,7 @@ async fn every_event_is_in_the_table_when_a_subscriber_receives_it() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
     let fixtures = fixtures_with(&[("many", many_messages(300, 50))]);
-    config.fixtures = fixtures.to_path_buf();
+    config.agent.replay.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let client = db.client().await;
@@ -93,7 +93,7 @@ async fn wait_until_no_live_sessions(server: &TestServer) {
 async fn an_idle_session_is_evicted_and_rehydrated_with_ids_continuing() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.idle_timeout = Duration::from_millis(300);
+    config.sessions.idle_timeout = Duration::from_millis(300);
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("multi_turn").await;
@@ -130,7 +130,7 @@ async fn an_idle_session_is_evicted_and_rehydrated_with_ids_continuing() {
 async fn a_subscriber_keeps_a_session_in_memory() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.idle_timeout = Duration::from_millis(100);
+    config.sessions.idle_timeout = Duration::from_millis(100);
     let server = TestServer::start_with(config).await;
     let id = server.api.create("plain_qa").await;
     let mut stream = server.api.stream(&id, None).await.unwrap();
@@ -220,7 +220,7 @@ async fn queued_messages_survive_their_host() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
     let fixtures = fixtures_with(&[]);
-    config.fixtures = fixtures.to_path_buf();
+    config.agent.replay.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config.clone()).await;
     let id = server.api.create("slow").await;
     let mut stream = server.api.stream(&id, None).await.unwrap();

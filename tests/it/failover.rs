@@ -373,10 +373,10 @@ async fn a_live_host_releases_a_session_it_no_longer_holds() {
     use crate::support::TestServer;
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.host_name = "a".into();
+    config.host.name = "a".into();
     let a = TestServer::start_with(config).await;
     let mut config = TestServer::config(&db);
-    config.host_name = "b".into();
+    config.host.name = "b".into();
     let b = TestServer::start_with(config).await;
     let id = a.api.create("plain_qa").await;
     // The row says a owns it, as a claim does, but a holds no session for it.

@@ -40,10 +40,7 @@ async fn play(server: &TestServer, fixture: &str, message: serde_json::Value) ->
 
 /// The `input` of the tool_use block `tool_use_id` in a reference fixture, as written there.
 fn fixture_tool_input(fixture: &str, tool_use_id: &str) -> serde_json::Value {
-    let path = format!(
-        "{}/tests/fixtures/reference/{fixture}.jsonl",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/fixtures/{fixture}.jsonl", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap();
     text.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

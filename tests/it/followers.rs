@@ -13,8 +13,8 @@ async fn hosts(db: &TestDb, fixtures: &Scratch, n: usize) -> Vec<TestServer> {
     let mut out = Vec::new();
     for i in 0..n {
         let mut config = TestServer::config(db);
-        config.fixtures = fixtures.path().to_owned();
-        config.host_name = format!("host-{i}");
+        config.agent.replay.fixtures = fixtures.path().to_owned();
+        config.host.name = format!("host-{i}");
         out.push(TestServer::start_with(config).await);
     }
     out
@@ -270,13 +270,13 @@ async fn a_full_host_still_follows_and_forwards() {
     let db = TestDb::new().await;
     let fixtures = fixtures();
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures.path().to_owned();
-    config.host_name = "owner".into();
+    config.agent.replay.fixtures = fixtures.path().to_owned();
+    config.host.name = "owner".into();
     let owner_host = TestServer::start_with(config).await;
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures.path().to_owned();
-    config.host_name = "full".into();
-    config.max_sessions = Some(1);
+    config.agent.replay.fixtures = fixtures.path().to_owned();
+    config.host.name = "full".into();
+    config.sessions.max_sessions = Some(1);
     let full = TestServer::start_with(config).await;
     let held = full.api.create("plain_qa").await;
     let own = owner_host.api.create("paced").await;

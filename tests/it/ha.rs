@@ -419,11 +419,24 @@ async fn a_partitioned_host_is_fenced_and_comes_back_without_harm() {
                 }
                 format!("200, ended after {n} events")
             }
-            Err((status, _)) => status.as_u16().to_string(),
+            Err((status, body)) => format!("{} {}", status.as_u16(), body["code"]),
         }
     })
     .await
     .expect("a stream request to the cut host hung");
+    // Past its lease it serves none of the sessions it held, and says why at once (no database
+    // round trip), even while their tasks are still stopping.
+    let refused = tokio::time::timeout(Duration::from_secs(8), cut.stream(&victims[0], None))
+        .await
+        .expect("a stream request to the cut host hung");
+    let (status, body) = match refused {
+        Ok(mut s) => panic!("the cut host served {}: {:?}", victims[0], s.next().await),
+        Err(e) => e,
+    };
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (503, Some("lease_expired"))
+    );
     eprintln!(
         "h1 cut: its stream ended after {ended:?}, unready after {unready:?}, its {} sessions \
          taken over after {taken_after:?}; POST /sessions to it: {create} in {create_took:?}, \

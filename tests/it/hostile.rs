@@ -116,9 +116,9 @@ async fn binary_output_is_stored_and_delivered_exactly_beside_busy_sessions() {
         ("bulk", many_messages(2000, 80)),
     ]);
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures.path().to_owned();
+    config.agent.replay.fixtures = fixtures.path().to_owned();
     // A small ring: resumes below read the table, not memory.
-    config.ring_size = 4;
+    config.sessions.ring_size = 4;
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let bystanders: Vec<String> =
@@ -246,7 +246,7 @@ async fn an_append_the_database_refuses_costs_only_its_own_session() {
         ("bulk", many_messages(2000, 80)),
     ]);
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures.path().to_owned();
+    config.agent.replay.fixtures = fixtures.path().to_owned();
     let server = TestServer::start_with(config).await;
     db.client()
         .await
@@ -395,7 +395,7 @@ async fn concurrent_deletes_of_one_live_session_all_get_204() {
 async fn at_capacity_another_principals_session_answers_like_an_unknown_id() {
     let db = TestDb::new().await;
     let mut config = jwt_config(&db);
-    config.max_sessions = Some(1);
+    config.sessions.max_sessions = Some(1);
     let server = TestServer::start_with(config).await;
     let alice = server.api.with_token(&jwt("alice", json!({})));
     let bob = server.api.with_token(&jwt("bob", json!({})));
@@ -436,7 +436,7 @@ async fn bursts_the_writer_absorbs_refuse_no_message() {
     let db = TestDb::new().await;
     let fixtures = fixtures_with(&[("burst", many_messages(1000, 60))]);
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures.path().to_owned();
+    config.agent.replay.fixtures = fixtures.path().to_owned();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let ids: Vec<String> = futures::future::join_all((0..10).map(|_| api.create("burst"))).await;
@@ -543,7 +543,7 @@ async fn huge_ids_and_deep_nesting_from_an_agent_are_stored_and_delivered() {
     let db = TestDb::new().await;
     let fixtures = fixtures_with(&[("huge", scenario)]);
     let mut config = TestServer::config(&db);
-    config.fixtures = fixtures.path().to_owned();
+    config.agent.replay.fixtures = fixtures.path().to_owned();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("huge").await;

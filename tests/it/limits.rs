@@ -15,9 +15,9 @@ use tokio::io::AsyncWriteExt;
 async fn subscribers_sessions_and_bodies_are_capped_with_their_codes() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.max_subscribers_per_session = 2;
-    config.max_sessions = Some(1);
-    config.max_body_bytes = 1024;
+    config.sessions.max_subscribers = 2;
+    config.sessions.max_sessions = Some(1);
+    config.http.max_body_bytes = 1024;
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("plain_qa").await;
@@ -69,7 +69,7 @@ async fn lock_session_row(db: &TestDb, id: &str) -> tokio_postgres::Client {
 async fn an_input_the_database_cannot_record_in_time_is_503_and_not_recorded() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.db_statement_timeout = Duration::from_millis(300);
+    config.store.statement_timeout = Some(Duration::from_millis(300));
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("plain_qa").await;
@@ -103,8 +103,8 @@ async fn an_input_the_database_cannot_record_in_time_is_503_and_not_recorded() {
 async fn a_request_past_its_deadline_is_503_request_timeout() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.request_timeout = Duration::from_millis(300);
-    config.db_statement_timeout = Duration::ZERO;
+    config.http.request_timeout = Duration::from_millis(300);
+    config.store.statement_timeout = None;
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("plain_qa").await;

@@ -46,8 +46,8 @@ async fn until(server: &TestServer, what: &str, check: impl Fn(&Scraped) -> bool
 async fn counters_move_with_sessions_replies_resumes_and_evictions() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.idle_timeout = Duration::from_millis(300);
-    config.ring_size = 2;
+    config.sessions.idle_timeout = Duration::from_millis(300);
+    config.sessions.ring_size = 2;
     let server = TestServer::start_with(config).await;
     let api = &server.api;
 
@@ -144,8 +144,8 @@ async fn counters_move_with_sessions_replies_resumes_and_evictions() {
 async fn a_takeover_counts_on_the_new_owner_and_fences_the_old_one() {
     let db = TestDb::new().await;
     let mut config_a = TestServer::config(&db);
-    config_a.host_name = format!("metrics-a-{}", std::process::id());
-    config_a.ownership_check = Duration::from_millis(50);
+    config_a.host.name = format!("metrics-a-{}", std::process::id());
+    config_a.host.ownership_check = Duration::from_millis(50);
     let a = TestServer::start_with(config_a.clone()).await;
     let b = TestServer::start(&db).await;
 
@@ -157,7 +157,7 @@ async fn a_takeover_counts_on_the_new_owner_and_fences_the_old_one() {
     client
         .execute(
             "UPDATE hosts SET released_at = now() WHERE name = $1",
-            &[&config_a.host_name],
+            &[&config_a.host.name],
         )
         .await
         .unwrap();
@@ -229,7 +229,7 @@ async fn metrics_listen_serves_metrics_without_auth_and_nothing_else() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
     let port = free_port();
-    config.metrics_listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    config.http.metrics_listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
     let server = TestServer::start_with(config).await;
     server.api.create("plain_qa").await;
     let open = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))

@@ -191,7 +191,7 @@ async fn metrics_on_the_main_listener_are_for_admins_only() {
     let db = TestDb::new().await;
     let mut config = jwt_config(&db);
     let port = free_port();
-    config.metrics_listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    config.http.metrics_listen = Some(format!("127.0.0.1:{port}").parse().unwrap());
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     for user in [

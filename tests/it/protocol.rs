@@ -148,7 +148,7 @@ async fn interrupt_ends_the_turn_with_an_interrupted_result() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
     let fixtures = fixtures_with(&[]);
-    config.fixtures = fixtures.to_path_buf();
+    config.agent.replay.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
 
@@ -271,7 +271,7 @@ async fn delete_sends_done_ends_every_stream_and_keeps_history() {
 async fn idle_streams_get_keepalive_comments() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.keepalive = Duration::from_millis(100);
+    config.sessions.keepalive = Duration::from_millis(100);
     let server = TestServer::start_with(config).await;
     let id = server.api.create("plain_qa").await;
     let mut stream = server.api.stream(&id, None).await.unwrap();
@@ -290,8 +290,8 @@ async fn a_full_inbound_queue_is_503_with_retry_after() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
     let fixtures = fixtures_with(&[]);
-    config.fixtures = fixtures.to_path_buf();
-    config.max_queued_inputs = 1;
+    config.agent.replay.fixtures = fixtures.to_path_buf();
+    config.sessions.max_queued_inputs = 1;
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("slow").await;
@@ -323,7 +323,7 @@ async fn a_full_inbound_queue_is_503_with_retry_after() {
 async fn max_sessions_is_503_on_create() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.max_sessions = Some(1);
+    config.sessions.max_sessions = Some(1);
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("plain_qa").await;

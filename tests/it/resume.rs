@@ -38,9 +38,9 @@ async fn resume_with_ring(ring_size: usize) {
     let n = 4998; // 5000 events in all
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.ring_size = ring_size;
+    config.sessions.ring_size = ring_size;
     let fixtures = fixtures_with(&[("many", many_messages(n, 60))]);
-    config.fixtures = fixtures.to_path_buf();
+    config.agent.replay.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config.clone()).await;
     let (id, all) = long_session(&server.api, n).await;
     let points = [
@@ -69,9 +69,9 @@ async fn resume_at_many_points_with_a_ring_of_5000() {
 async fn resume_is_412_only_when_events_are_gone() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.ring_size = 10;
+    config.sessions.ring_size = 10;
     let fixtures = fixtures_with(&[("many", many_messages(100, 10))]);
-    config.fixtures = fixtures.to_path_buf();
+    config.agent.replay.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let (id, all) = long_session(api, 100).await;
@@ -117,9 +117,9 @@ async fn a_slow_subscriber_catches_up_from_postgres_while_a_fast_one_stays_live(
     let n = 20_000;
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.ring_size = 10;
+    config.sessions.ring_size = 10;
     let fixtures = fixtures_with(&[("many", many_messages(n, 1000))]);
-    config.fixtures = fixtures.to_path_buf();
+    config.agent.replay.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("many").await;
@@ -147,7 +147,7 @@ async fn a_reconnecting_client_sees_every_event_once_across_a_restart() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
     let fixtures = fixtures_with(&[]);
-    config.fixtures = fixtures.to_path_buf();
+    config.agent.replay.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config.clone()).await;
     let api = server.api.clone();
     let id = api.create("multi_turn").await;
@@ -185,7 +185,7 @@ async fn a_reconnecting_client_sees_every_event_once_across_a_restart() {
 async fn a_resume_across_a_hole_is_412_events_lost() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.ring_size = 1;
+    config.sessions.ring_size = 1;
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("multi_turn").await;

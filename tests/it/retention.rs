@@ -28,9 +28,9 @@ async fn count(db: &TestDb, sql: &str) -> i64 {
 async fn appends_go_on_while_a_retention_batch_is_open_and_resume_into_it_is_412() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.ring_size = 5;
+    config.sessions.ring_size = 5;
     let fixtures = fixtures_with(&[("many", many_messages(40, 10))]);
-    config.fixtures = fixtures.to_path_buf();
+    config.agent.replay.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("many").await;
@@ -121,10 +121,10 @@ async fn the_background_task_trims_a_backlog_while_sessions_stream() {
     assert!(old_before > 15_000, "{old_before}");
 
     let mut config = TestServer::config(&db);
-    config.retention = Some(MONTH);
-    config.retention_batch = 50; // ~400 short batches with pauses: seconds of work
+    config.retention.max_age = Some(MONTH);
+    config.retention.batch = 50; // ~400 short batches with pauses: seconds of work
     let fixtures = fixtures_with(&[("many", many_messages(2000, 10))]);
-    config.fixtures = fixtures.to_path_buf();
+    config.agent.replay.fixtures = fixtures.to_path_buf();
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("many").await;

@@ -251,7 +251,7 @@ async fn errors_on_a_fresh_connection_are_json_with_their_codes() {
 async fn a_client_that_goes_away_frees_its_subscriber() {
     let db = TestDb::new().await;
     let mut config = TestServer::config(&db);
-    config.max_subscribers_per_session = 1;
+    config.sessions.max_subscribers = 1;
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let id = api.create("plain_qa").await;

@@ -1,4 +1,4 @@
-//! The CLI's command line and environment (spec §2).
+//! The CLI's command line and environment (docs/claude-cli.md §1.1, §1.3).
 //!
 //! Flags are the SDKs' minimal server set: stream-json both ways, `--verbose` (required with
 //! stream-json output), permission prompts routed to us (`--permission-prompt-tool stdio`),

@@ -1,4 +1,4 @@
-//! The CLI's requests to us that wait for a person (spec §5.4, §6.6, §8–§10): `can_use_tool`
+//! The CLI's requests to us that wait for a person (docs/claude-cli.md §5): `can_use_tool`
 //! (a permission, or an AskUserQuestion) and `hook_callback` for a hook the session registered.
 //!
 //! Each is *parked*: its receiver waits in a map under the CLI's request id while the session
@@ -77,8 +77,8 @@ impl Parked {
     }
 }
 
-/// The `context` of a `permission_request`: what the CLI says about why it asks (§6.6.1,
-/// §17), under the wire's names.
+/// The `context` of a `permission_request`: what the CLI says about why it asks, under the
+/// wire's names (docs/claude-cli.md §5.1).
 pub fn permission_context(request: &Value) -> Value {
     const FIELDS: [(&str, &str); 10] = [
         ("tool_use_id", "tool_use_id"),
@@ -172,9 +172,10 @@ fn session_scoped(updates: Value) -> Vec<Value> {
         .collect()
 }
 
-/// A client's answers keyed by full question text, as the CLI wants them (§9). Clients may key
-/// by question text, header or index, or send a list (by index) or, for one question, a bare
-/// answer; values become the label, labels joined with `", "`, or the free text.
+/// A client's answers keyed by full question text, as the CLI wants them (docs/claude-cli.md
+/// §5.2). Clients may key by question text, header or index, or send a list (by index) or, for
+/// one question, a bare answer; values become the label, labels joined with `", "`, or the free
+/// text.
 fn keyed_answers(input: &Value, answers: &Value) -> Map<String, Value> {
     let questions: Vec<&Value> = input["questions"]
         .as_array()
@@ -229,9 +230,9 @@ fn answer_text(value: &Value) -> String {
     }
 }
 
-/// A hook's output for a client's decision (§5.4.2): allow lets the action proceed (for tool
-/// events: approves the tool, with the updated input if any); deny blocks it with the message;
-/// deny with interrupt also stops the turn.
+/// A hook's output for a client's decision (docs/claude-cli.md §5.3): allow lets the action
+/// proceed (for tool events: approves the tool, with the updated input if any); deny blocks it
+/// with the message; deny with interrupt also stops the turn.
 fn hook_response(event: &str, decision: Decision) -> Value {
     let (allow, message, interrupt, updated_input) = match decision {
         Decision::Allow { updated_input, .. } => (true, None, false, updated_input),

@@ -1,5 +1,5 @@
-//! Our control requests to the CLI (spec §5.2–§5.3, §7): `initialize`, and the session's
-//! interrupt / set_permission_mode / set_model / stop_task.
+//! Our control requests to the CLI (docs/claude-cli.md §3.1, §4): `initialize`, and the
+//! session's interrupt / set_permission_mode / set_model / stop_task.
 //!
 //! Each waits in a map under its request id until the CLI's `control_response`; every entry has
 //! a deadline, so a CLI that never answers becomes an error rather than a hang. A CLI error is
@@ -99,7 +99,7 @@ pub fn request(control: &Control) -> Value {
     }
 }
 
-/// The `initialize` request, registering the session's hooks (§4).
+/// The `initialize` request, registering the session's hooks (docs/claude-cli.md §3).
 pub fn initialize(hooks: Option<Value>) -> Value {
     json!({"subtype": "initialize", "hooks": hooks})
 }

@@ -1,4 +1,4 @@
-//! Hook callbacks a session registers (spec §4, §10).
+//! Hook callbacks a session registers (docs/claude-cli.md §3.2, §5.3).
 //!
 //! The session config's `hooks` names, per hook event, the matchers whose calls the client
 //! wants to decide: `{"PreToolUse": [{"matcher": "Bash", "timeout": 30}], "Stop": [{}]}`. We

@@ -1,4 +1,4 @@
-//! Conversation frames → [`AgentEvent`]s (spec §6 and the mapping of §17).
+//! Conversation frames → [`AgentEvent`]s (docs/claude-cli.md §6; the mapping: §6.8).
 //!
 //! The CLI writes one `assistant` frame per content block, all sharing the API message id, and
 //! the stop reason only in the `message_delta` stream event that follows. So blocks accumulate

@@ -4,13 +4,13 @@
 //! No crate fits: the ones on crates.io block while a permission callback waits, or cannot
 //! answer one at all, and a server must park a permission for as long as a person takes. So the
 //! client is written here, in small parts:
-//! - [`argv`]: the command line and environment (§2), credentials passed through untouched;
+//! - [`argv`]: the command line and environment (§1), credentials passed through untouched;
 //! - [`cwd`]: where a session's CLI may run (allowed roots, per-session directories);
 //! - [`workdirs`]: removing a closed session's own directory once its CLI is reaped;
 //! - [`process`]: spawn in a process group; close stdin, SIGTERM, SIGKILL; reap in the background;
 //! - [`pipes`]: the stdout reader, the stderr drainer and the stdin writer tasks;
 //! - [`protocol`]: NDJSON framing and the frames we write, kept as raw `serde_json::Value`s;
-//! - [`mapping`]: CLI frames → [`AgentEvent`]s (§17);
+//! - [`mapping`]: CLI frames → [`AgentEvent`]s (§6.8);
 //! - [`control`]: our control requests and their deadlines; [`asks`]: the CLI's parked requests;
 //! - [`requests`]: the CLI's control requests to us;
 //! - [`hooks`]: hook callbacks the session registers;
@@ -43,7 +43,7 @@ use super::{
     AgentCommand, AgentError, AgentEvent, AgentHandle, AgentRuntime, SessionConfig, StartSpec,
     PERMISSION_MODES,
 };
-use crate::config::ClaudeArgs;
+use crate::config::ClaudeSettings;
 use argv::{Conversation, Launch};
 use futures::future::BoxFuture;
 use std::path::{Path, PathBuf};
@@ -78,16 +78,16 @@ pub struct ClaudeRuntime {
 
 impl ClaudeRuntime {
     /// Checks the allowed roots and prepares `<data_dir>/sessions`.
-    pub fn new(args: &ClaudeArgs, data_dir: &Path) -> Result<ClaudeRuntime, AgentError> {
-        find_executable(&args.claude_path)?;
-        let roots = cwd::Roots::new(&args.allowed_cwd, data_dir)?;
+    pub fn new(settings: &ClaudeSettings) -> Result<ClaudeRuntime, AgentError> {
+        find_executable(&settings.path)?;
+        let roots = cwd::Roots::new(&settings.allowed_cwd, &settings.data_dir)?;
         let options = Options {
-            path: args.claude_path.clone(),
-            setting_sources: args.claude_setting_sources.clone(),
-            start_timeout: args.claude_start_timeout,
-            control_timeout: args.claude_control_timeout,
-            stop_grace: args.claude_stop_grace,
-            max_frame_bytes: args.claude_max_frame_bytes.max(1024),
+            path: settings.path.clone(),
+            setting_sources: settings.setting_sources.clone(),
+            start_timeout: settings.start_timeout,
+            control_timeout: settings.control_timeout,
+            stop_grace: settings.stop_grace,
+            max_frame_bytes: settings.max_frame_bytes.max(1024),
         };
         let tasks = tokio_util::task::TaskTracker::new();
         let workdirs = workdirs::Workdirs::new(roots.sessions().to_owned(), tasks.clone());

@@ -1,4 +1,4 @@
-//! The three tasks around the CLI's pipes (spec §15.2).
+//! The three tasks around the CLI's pipes (docs/claude-cli.md §8).
 //!
 //! - the **reader** turns stdout into frames for the driver; garbage lines are logged and
 //!   skipped, an over-long one is reported (the driver tells the client);

@@ -6,11 +6,11 @@
 //! crate already depends on through `tempfile`; it spares a `kill` child process per signal and
 //! the dependence on a `kill` binary in the image, and keeps the crate free of `unsafe`.
 //!
-//! Stopping follows spec §12: close stdin (the caller drops the writer), give the CLI `grace`
-//! to finish and flush its transcript, then SIGTERM, `grace` again, then SIGKILL. The reaper
-//! runs detached from the session, so a `DELETE` answers at once (a host shutting down waits
-//! for its reapers, through [`TaskTracker`]), and it always ends with a
-//! SIGKILL to the group so no child outlives the CLI. After the CLI itself is reaped its pid
+//! Stopping follows docs/claude-cli.md §9: close stdin (the caller drops the writer), give the
+//! CLI `grace` to finish and flush its transcript, then SIGTERM, `grace` again, then SIGKILL.
+//! The reaper runs detached from the session, so a `DELETE` answers at once (a host shutting
+//! down waits for its reapers, through [`TaskTracker`]), and it always ends with a SIGKILL to
+//! the group so no child outlives the CLI. After the CLI itself is reaped its pid
 //! cannot name another group while members of its group remain (Linux keeps a pid allocated
 //! while it is in use as a process group id), so this last signal only reaches stragglers.
 //! [`Process`] also stops the CLI when dropped without [`Process::stop`] (a driver task that

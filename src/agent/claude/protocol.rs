@@ -1,4 +1,4 @@
-//! stream-json framing and the frames we write (spec §3, §5).
+//! stream-json framing and the frames we write (docs/claude-cli.md §2).
 //!
 //! Frames stay `serde_json::Value`s: the CLI adds fields with every release, so we read only the
 //! fields we use and never fail on the rest. Lines are read with a hard length cap (a tool
@@ -81,7 +81,8 @@ pub fn str_at<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
 }
 
-/// A user message starting a turn (§5.1). The uuid makes the CLI tag the turn's frames.
+/// A user message starting a turn (docs/claude-cli.md §6.1). The uuid makes the CLI tag the
+/// turn's frames.
 pub fn user_message(content: &Value) -> Value {
     json!({
         "type": "user",
@@ -92,12 +93,12 @@ pub fn user_message(content: &Value) -> Value {
     })
 }
 
-/// A host → CLI control request (§5.2).
+/// A host → CLI control request (docs/claude-cli.md §4).
 pub fn control_request(request_id: &str, request: Value) -> Value {
     json!({"type": "control_request", "request_id": request_id, "request": request})
 }
 
-/// A successful answer to one of the CLI's control requests (§5.4).
+/// A successful answer to one of the CLI's control requests (docs/claude-cli.md §5).
 pub fn control_success(request_id: &str, response: Value) -> Value {
     json!({
         "type": "control_response",
@@ -105,7 +106,7 @@ pub fn control_success(request_id: &str, response: Value) -> Value {
     })
 }
 
-/// An error answer to one of the CLI's control requests (§5.4).
+/// An error answer to one of the CLI's control requests (docs/claude-cli.md §5).
 pub fn control_error(request_id: &str, error: &str) -> Value {
     json!({
         "type": "control_response",

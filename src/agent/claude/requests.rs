@@ -1,7 +1,7 @@
-//! The CLI's control requests to us (spec §6.6): permission and AskUserQuestion requests and
-//! the session's hook callbacks are parked and shown to the client (see [`super::asks`]); an
-//! in-process MCP request is refused (we serve no SDK MCP server); anything else gets the
-//! CLI's own "unsupported" error, so no request of the CLI ever goes unanswered.
+//! The CLI's control requests to us (docs/claude-cli.md §5): permission and AskUserQuestion
+//! requests and the session's hook callbacks are parked and shown to the client (see
+//! [`super::asks`]); an in-process MCP request is refused (we serve no SDK MCP server); anything
+//! else gets the CLI's own "unsupported" error, so no request of the CLI ever goes unanswered.
 
 use super::asks::{self, Answer};
 use super::driver::{Driver, Step};

@@ -2,7 +2,7 @@
 //!
 //! `--resume=<id>` reads `$CLAUDE_CONFIG_DIR/projects/<project key>/<id>.jsonl`, a file on the
 //! host that ran the conversation. For a conversation to continue on any host that shares only
-//! the database (docs/claude-cli.md), the CLI is launched with `--session-mirror`: after each
+//! the database (docs/claude-cli.md §7), the CLI is launched with `--session-mirror`: after each
 //! write to its transcript it prints `{"type":"transcript_mirror","filePath":…,"entries":[…]}`,
 //! and the session stores the entries with its events (`store::transcripts`). Before a CLI is
 //! started with `--resume`, [`prepare`] writes the stored files back where it will look.
@@ -103,7 +103,7 @@ impl Mirror {
                     let uuid = map
                         .get("uuid")
                         .and_then(Value::as_str)
-                        .filter(|u| crate::store::text::indexed_text_problem(u).is_none())
+                        .filter(|u| crate::text::indexed_text_problem(u).is_none())
                         .map(str::to_owned);
                     Ok((uuid, entry.to_string()))
                 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 use tokio::time::timeout;
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reference");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
 const PATIENCE: Duration = Duration::from_secs(5);
 
 fn config(fixture: Option<&str>) -> SessionConfig {

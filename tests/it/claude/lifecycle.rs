@@ -17,7 +17,7 @@ async fn launch_flags_environment_and_working_directory() {
     std::fs::create_dir_all(root.join("app")).unwrap();
     let db = TestDb::new().await;
     let mut config = fake.config(&db);
-    config.claude.allowed_cwd = vec![root.clone()];
+    config.agent.claude.allowed_cwd = vec![root.clone()];
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let app = root.join("app/../app");
@@ -98,7 +98,7 @@ async fn session_configs_the_cli_cannot_run_are_400() {
     std::os::unix::fs::symlink(fake.dir.join("outside"), root.join("escape")).unwrap();
     let db = TestDb::new().await;
     let mut config = fake.config(&db);
-    config.claude.allowed_cwd = vec![root.clone()];
+    config.agent.claude.allowed_cwd = vec![root.clone()];
     let server = TestServer::start_with(config).await;
     let path = |p: &str| root.join(p).to_str().unwrap().to_owned();
     for bad in [
@@ -206,7 +206,7 @@ async fn resume_after_a_restart_and_on_another_host_continues_the_conversation()
     // Another host (another process and name) that sees the same CLI transcripts.
     let other = FakeCli::sharing_config_with(&first, scenario);
     let mut config = other.config(&db);
-    config.host_name = "another-host".into();
+    config.host.name = "another-host".into();
     let server = TestServer::start_with(config).await;
     let mut stream = server
         .api
@@ -310,7 +310,7 @@ async fn a_cli_that_never_answers_initialize_times_out_with_an_error() {
     let fake = FakeCli::new(json!({"no_init_response": true, "stderr": ["waiting for nothing"]}));
     let db = TestDb::new().await;
     let mut config = fake.config(&db);
-    config.claude.claude_start_timeout = Duration::from_millis(700);
+    config.agent.claude.start_timeout = Duration::from_millis(700);
     let server = TestServer::start_with(config).await;
     let (id, mut stream) = open(&server.api, json!({})).await;
     let sent = Instant::now();
@@ -427,7 +427,7 @@ async fn delete_removes_the_directory_the_server_made_never_a_chosen_cwd() {
     std::fs::write(root.join("app/kept.txt"), "x").unwrap();
     let db = TestDb::new().await;
     let mut config = fake.config(&db);
-    config.claude.allowed_cwd = vec![root.clone()];
+    config.agent.claude.allowed_cwd = vec![root.clone()];
     let server = TestServer::start_with(config).await;
     let api = &server.api;
     let chosen = json!({"cwd": root.join("app").to_str().unwrap()});

@@ -75,12 +75,12 @@ impl FakeCli {
     /// A server config running this fake, with short timeouts.
     pub fn config(&self, db: &TestDb) -> Config {
         let mut config = TestServer::config(db);
-        config.agent = AgentKind::Claude;
-        config.data_dir = self.dir.join("data");
-        config.claude.claude_path = self.wrapper.clone();
-        config.claude.claude_start_timeout = Duration::from_secs(10);
-        config.claude.claude_control_timeout = Duration::from_secs(5);
-        config.claude.claude_stop_grace = Duration::from_millis(300);
+        config.agent.kind = AgentKind::Claude;
+        config.agent.claude.data_dir = self.dir.join("data");
+        config.agent.claude.path = self.wrapper.clone();
+        config.agent.claude.start_timeout = Duration::from_secs(10);
+        config.agent.claude.control_timeout = Duration::from_secs(5);
+        config.agent.claude.stop_grace = Duration::from_millis(300);
         config
     }
 

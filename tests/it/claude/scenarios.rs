@@ -1,4 +1,4 @@
-//! Every scenario the replay runtime plays (`tests/fixtures/reference/`), played by the fake CLI
+//! Every scenario the replay runtime plays (`fixtures/`), played by the fake CLI
 //! through the Claude runtime: the same conversation yields the same wire events, plus what
 //! the real CLI adds (streamed deltas, and the tool results the CLI reports).
 

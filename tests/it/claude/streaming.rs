@@ -198,7 +198,7 @@ async fn garbage_unknown_and_over_long_stdout_lines_do_not_break_the_session() {
     let fake = FakeCli::new(json!({"turns": [turn("go", steps)]}));
     let db = TestDb::new().await;
     let mut config = fake.config(&db);
-    config.claude.claude_max_frame_bytes = 4 * 1024 * 1024;
+    config.agent.claude.max_frame_bytes = 4 * 1024 * 1024;
     let server = crate::support::TestServer::start_with(config).await;
     let (id, mut stream) = open(&server.api, json!({})).await;
     server.api.say(&id, "go").await;
@@ -230,7 +230,7 @@ async fn a_cli_that_stops_answering_is_an_error_not_a_hang() {
     let fake = FakeCli::new(scenario);
     let db = TestDb::new().await;
     let mut config = fake.config(&db);
-    config.claude.claude_control_timeout = Duration::from_millis(500);
+    config.agent.claude.control_timeout = Duration::from_millis(500);
     let server = crate::support::TestServer::start_with(config).await;
     let api = &server.api;
     let (id, mut stream) = open(api, json!({})).await;

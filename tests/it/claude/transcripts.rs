@@ -257,9 +257,7 @@ async fn the_transcript_endpoint_pages_streams_ndjson_and_isolates() {
     let mut config = fake.config(&db);
     config = {
         let mut jwt = crate::support::jwt_config(&db);
-        jwt.agent = config.agent;
-        jwt.data_dir = config.data_dir.clone();
-        jwt.claude = config.claude.clone();
+        jwt.agent = config.agent.clone();
         jwt
     };
     let server = TestServer::start_with(config).await;
@@ -312,27 +310,10 @@ async fn the_transcript_endpoint_pages_streams_ndjson_and_isolates() {
     let expected: String = rows.iter().map(|r| format!("{}\n", r.3)).collect();
     assert_eq!(body, expected);
     // The CLI prints the same lines.
-    let argv = [
-        "agent-webkit-server",
-        "audit",
-        "transcript",
-        &id,
-        "--database-url",
-        &db.url,
-    ];
-    let agent_webkit_server::config::Command::Audit(cmd) =
-        <agent_webkit_server::config::Cli as clap::Parser>::try_parse_from(argv)
-            .unwrap()
-            .command
-    else {
-        unreachable!()
-    };
-    let store = agent_webkit_server::store::Store::connect(&db.url, 2).unwrap();
-    let mut out = Vec::new();
-    agent_webkit_server::audit::cli::execute(&store, *cmd, &mut out)
+    let out = crate::support::audit_cli(&db, &["transcript", &id])
         .await
         .unwrap();
-    assert_eq!(String::from_utf8(out).unwrap(), expected);
+    assert_eq!(out, expected);
     // Another principal: exactly as an unknown id. An admin reads it.
     let (status, body) = bob.get_json(&format!("/sessions/{id}/transcript")).await;
     assert_eq!(

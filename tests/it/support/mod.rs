@@ -119,10 +119,7 @@ impl TestDb {
 }
 
 pub fn fixtures_dir() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/reference"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"))
 }
 
 /// A server running in this process through the same `app::run` as the binary.
@@ -135,13 +132,13 @@ pub struct TestServer {
 impl TestServer {
     pub fn config(db: &TestDb) -> Config {
         let mut config = Config::new(db.url.clone(), AuthMode::Token(TOKEN.into()));
-        config.fixtures = fixtures_dir();
-        config.default_fixture = Some("plain_qa".into());
-        config.db_pool_size = 8;
+        config.agent.replay.fixtures = fixtures_dir();
+        config.agent.replay.default_fixture = Some("plain_qa".into());
+        config.store.pool_size = 8;
         // `/metrics` on the main listener is for admins (`support::metrics::scrape` uses it).
-        config.admin_token = Some(agent_webkit_server::config::Secret(ADMIN_TOKEN.into()));
+        config.auth.admin_token = Some(agent_webkit_server::config::Secret(ADMIN_TOKEN.into()));
         // Tests stop servers with turns parked on permissions; do not wait 30 s for them.
-        config.drain_timeout = Duration::from_millis(300);
+        config.host.drain_timeout = Duration::from_millis(300);
         config
     }
 
@@ -232,20 +229,34 @@ pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// A config that also accepts HS256 JWTs (`role=admin` marks admins), besides the admin token.
 pub fn jwt_config(db: &TestDb) -> Config {
-    use agent_webkit_server::auth::jwt::{JwtSettings, JwtVerifier};
-    use agent_webkit_server::config::Secret;
+    use agent_webkit_server::config::{JwtSettings, Secret};
     let mut config = TestServer::config(db);
-    let verifier = JwtVerifier::new(JwtSettings {
+    config.auth.jwt = Some(JwtSettings {
         hs256_secret: Some(Secret(JWT_SECRET.into())),
         issuer: Some(JWT_ISSUER.into()),
         audience: Some(JWT_AUDIENCE.into()),
         admin_claim: Some("role=admin".into()),
         ..JwtSettings::default()
-    })
-    .unwrap()
-    .unwrap();
-    config.jwt = Some(std::sync::Arc::new(verifier));
+    });
     config
+}
+
+/// Runs the binary's `audit <args>` against `db`: its stdout, or its stderr as the error.
+pub async fn audit_cli(db: &TestDb, args: &[&str]) -> anyhow::Result<String> {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_agent-webkit-server"))
+        .arg("audit")
+        .args(args)
+        .args(["--database-url", &db.url])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "audit {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
 }
 
 /// A valid HS256 token for `sub` (an hour left), with `extra` claims merged over the defaults.

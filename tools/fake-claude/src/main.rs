@@ -1,6 +1,6 @@
 //! `fake-claude`: a stand-in for the Claude Code CLI, for the integration tests.
 //!
-//! It speaks stream-json as spec §14 describes and the recorded transcripts show: it parses the
+//! It speaks stream-json as `docs/claude-cli.md` (§2–§6) describes and the recorded transcripts show: it parses the
 //! launch flags, answers `initialize` and the other control requests, runs turns from a
 //! scenario file (`FAKE_CLAUDE_SCENARIO`, see `scenario.rs`), asks for permissions and hook
 //! decisions over stdio, honours interrupts, keeps "transcripts" (a state file per session id

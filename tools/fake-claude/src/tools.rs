@@ -1,4 +1,4 @@
-//! A tool call of the fake CLI (spec §5.4.1, §8, §9, §10): `PreToolUse` hooks, the permission
+//! A tool call of the fake CLI (`docs/claude-cli.md` §5.1–§5.3): `PreToolUse` hooks, the permission
 //! decision (mode, hook, or a `can_use_tool` request answered by the host), `PostToolUse`
 //! hooks, then the tool result.
 

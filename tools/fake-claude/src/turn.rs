@@ -1,5 +1,5 @@
-//! One turn of the fake CLI, frame for frame as the real CLI writes them (spec §6, §11, and the
-//! recorded transcripts): init, streamed messages, tools with hooks and permission requests,
+//! One turn of the fake CLI, frame for frame as the real CLI writes them (`docs/claude-cli.md` §6 and
+//! §4, and the recorded transcripts): init, streamed messages, tools with hooks and permission requests,
 //! interrupts, and the result.
 
 use crate::cli::{Cli, Wake};

@@ -8,20 +8,10 @@
 //! `anonymous`) are refused, so a JWT cannot borrow their sessions.
 
 use super::{Caller, RESERVED};
+pub use crate::config::JwtSettings;
 use crate::config::Secret;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
-
-/// Raw settings, as configured.
-#[derive(Debug, Default)]
-pub struct JwtSettings {
-    pub hs256_secret: Option<Secret>,
-    pub public_key_pem: Option<Vec<u8>>,
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
-    /// `claim=value`.
-    pub admin_claim: Option<String>,
-}
 
 struct Key {
     key: DecodingKey,
@@ -61,7 +51,7 @@ pub enum JwtError {
 
 impl JwtVerifier {
     /// `None` when neither a secret nor a public key is configured (JWTs are then refused).
-    pub fn new(settings: JwtSettings) -> Result<Option<JwtVerifier>, String> {
+    pub fn new(settings: &JwtSettings) -> Result<Option<JwtVerifier>, String> {
         let mut keys = Vec::new();
         if let Some(Secret(secret)) = &settings.hs256_secret {
             keys.push(Key {
@@ -147,8 +137,8 @@ impl JwtVerifier {
         if RESERVED.contains(&sub.as_str()) {
             return Err(JwtError::ReservedSubject(sub));
         }
-        // The principal is an indexed text column of sessions and inputs (`store::text`).
-        if let Some(problem) = crate::store::text::indexed_text_problem(&sub) {
+        // The principal is an indexed text column of sessions and inputs (`text`).
+        if let Some(problem) = crate::text::indexed_text_problem(&sub) {
             return Err(JwtError::Invalid(format!("`sub` {problem}")));
         }
         let admin =
@@ -184,7 +174,7 @@ mod tests {
     use serde_json::json;
 
     fn verifier() -> JwtVerifier {
-        JwtVerifier::new(JwtSettings {
+        JwtVerifier::new(&JwtSettings {
             hs256_secret: Some(Secret("s3cret".into())),
             issuer: Some("iss".into()),
             audience: Some("aud".into()),
@@ -275,7 +265,7 @@ mod tests {
             (Algorithm::RS256, "rs256.pub.pem", "rs256.key.pem"),
             (Algorithm::ES256, "es256.pub.pem", "es256.key.pem"),
         ] {
-            let v = JwtVerifier::new(JwtSettings {
+            let v = JwtVerifier::new(&JwtSettings {
                 public_key_pem: Some(key_file(public)),
                 ..JwtSettings::default()
             })
@@ -310,16 +300,16 @@ mod tests {
             admin_claim: Some("role".into()),
             ..JwtSettings::default()
         };
-        assert!(JwtVerifier::new(bad_claim).is_err());
+        assert!(JwtVerifier::new(&bad_claim).is_err());
         let orphan = JwtSettings {
             issuer: Some("iss".into()),
             ..JwtSettings::default()
         };
-        assert!(JwtVerifier::new(orphan).is_err());
+        assert!(JwtVerifier::new(&orphan).is_err());
         let bad_pem = JwtSettings {
             public_key_pem: Some(b"nope".to_vec()),
             ..JwtSettings::default()
         };
-        assert!(JwtVerifier::new(bad_pem).is_err());
+        assert!(JwtVerifier::new(&bad_pem).is_err());
     }
 }

@@ -2,7 +2,7 @@
 //! spreadsheets. Rows are written as they come (a page at a time, or forever with `--follow`),
 //! so the table has fixed column widths rather than widths measured over all rows.
 
-use crate::store::audit::{EventRow, InputRow, SessionRow};
+use agent_webkit_server::store::audit::{EventRow, InputRow, SessionRow};
 use clap::ValueEnum;
 use std::io::Write;
 

@@ -1,18 +1,19 @@
-//! `agent-webkit-server audit events|inputs|sessions|bench`: the audit log from a terminal,
+//! `agent-webkit-server audit events|inputs|sessions|transcript`: the audit log from a terminal,
 //! straight against the database (no server, no token: whoever can reach the database is the
 //! operator).
 //!
 //! Flags become the same `name=value` pairs the HTTP endpoints take, so both accept the same
-//! filters ([`super::params`]). Without `--limit` every matching row is printed, a page of
-//! [`MAX_LIMIT`](super::params::MAX_LIMIT) at a time. `--follow` keeps polling for new rows
+//! filters ([`params`]). Without `--limit` every matching row is printed, a page of
+//! [`MAX_LIMIT`] at a time. `--follow` keeps polling for new rows
 //! after the last one printed; it reads only rows at least [`SETTLE`] old, because a row's
 //! timestamp is its transaction's start, and a transaction still committing could otherwise
 //! land behind the cursor and never be printed.
 
 use super::format::{self, Columns, Format};
-use super::params::{self, MAX_LIMIT};
-use crate::config::DbArgs;
-use crate::store::{audit, Store};
+use super::DbArgs;
+use agent_webkit_server::audit::params::{self, MAX_LIMIT};
+use agent_webkit_server::config::parse_duration;
+use agent_webkit_server::store::{audit, Store};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::io::Write;
@@ -115,7 +116,7 @@ pub struct SessionsArgs {
     pub until: Option<String>,
     /// The hosts' lease (as `serve --lease`): an `active` session whose owner's heartbeat is
     /// older is shown as dormant.
-    #[arg(long, env = "AGENT_WEBKIT_LEASE", default_value = "10s", value_parser = crate::config::parse_duration)]
+    #[arg(long, env = "AGENT_WEBKIT_LEASE", default_value = "10s", value_parser = parse_duration)]
     pub lease: Duration,
 }
 
@@ -146,7 +147,7 @@ pub async fn run(cmd: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Sessions(a) => &a.out.db,
         AuditCommand::Transcript(a) => &a.db,
     };
-    let (url, cluster) = crate::app::database(db).await?;
+    let (url, cluster) = db.open().await?;
     let store = Store::connect(&url, 2)?;
     let stdout = std::io::stdout();
     let result = execute(&store, cmd, &mut stdout.lock()).await;
@@ -213,7 +214,7 @@ pub async fn execute(store: &Store, cmd: AuditCommand, out: &mut impl Write) -> 
         AuditCommand::Transcript(a) => {
             let id = uuid::Uuid::parse_str(&a.session_id)
                 .map_err(|_| anyhow::anyhow!("{:?} is not a session id", a.session_id))?;
-            let files = crate::store::transcripts::load(store, id).await?;
+            let files = agent_webkit_server::store::transcripts::load(store, id).await?;
             let chosen = files.into_iter().filter(|(file, _)| match &a.file {
                 _ if a.all => true,
                 Some(name) => file == name,
@@ -274,7 +275,7 @@ async fn print_all<R, F, Fut>(
 where
     R: Columns + Keyed,
     F: Fn(Option<R::Key>, i64) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<R>, crate::store::StoreError>>,
+    Fut: std::future::Future<Output = Result<Vec<R>, agent_webkit_server::store::StoreError>>,
 {
     format::header::<R>(format, out)?;
     let mut left = limit.unwrap_or(u64::MAX);

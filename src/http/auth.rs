@@ -9,11 +9,11 @@
 
 pub mod jwt;
 
-use crate::app::AppState;
-use crate::config::{AuthArgs, AuthMode, Secret};
-use crate::error::ApiError;
-use axum::extract::FromRequestParts;
-use axum::http::{header, request::Parts, StatusCode};
+use super::error::{echo, ApiError};
+use crate::codes::ErrorCode;
+use crate::config::{AuthMode, AuthSettings, Secret};
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::{header, request::Parts};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -41,61 +41,38 @@ pub const ADMIN_PRINCIPAL: &str = "admin";
 /// Principals of the built-in credentials: a JWT may not claim them as its subject.
 pub const RESERVED: &[&str] = &[TOKEN_PRINCIPAL, ANONYMOUS, ADMIN_PRINCIPAL];
 
-/// The optional verifiers besides the static token, built once at start.
-#[derive(Debug, Default)]
-pub struct Verifiers {
-    pub jwt: Option<Arc<jwt::JwtVerifier>>,
-    pub admin_token: Option<Secret>,
+/// The credentials a request may present, built once at start from [`AuthSettings`]; the
+/// extractors read it from the state through `FromRef`.
+#[derive(Debug)]
+pub struct Auth {
+    mode: AuthMode,
+    admin_token: Option<Secret>,
+    jwt: Option<jwt::JwtVerifier>,
 }
 
-impl Verifiers {
-    /// From the flags and the secrets' environment variables (`AGENT_WEBKIT_JWT_SECRET`,
-    /// `AGENT_WEBKIT_ADMIN_TOKEN`). Fails on a bad key file or admin claim.
-    pub fn from_env(args: &AuthArgs) -> Result<Verifiers, String> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let settings = jwt::JwtSettings {
-            hs256_secret: env("AGENT_WEBKIT_JWT_SECRET").map(Secret),
-            public_key_pem: match &args.jwt_public_key_file {
-                Some(path) => Some(
-                    std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?,
-                ),
-                None => None,
-            },
-            issuer: args.jwt_issuer.clone(),
-            audience: args.jwt_audience.clone(),
-            admin_claim: args.jwt_admin_claim.clone(),
+impl Auth {
+    /// Fails on a bad key or admin claim, or JWT options without a key.
+    pub fn new(settings: &AuthSettings) -> Result<Auth, String> {
+        let jwt = match &settings.jwt {
+            Some(jwt) => jwt::JwtVerifier::new(jwt)?,
+            None => None,
         };
-        Ok(Verifiers {
-            jwt: jwt::JwtVerifier::new(settings)?.map(Arc::new),
-            admin_token: env("AGENT_WEBKIT_ADMIN_TOKEN").map(Secret),
+        Ok(Auth {
+            mode: settings.mode.clone(),
+            admin_token: settings.admin_token.clone(),
+            jwt,
         })
     }
-}
 
-fn unauthorized(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
-}
-
-/// Constant time, so response timing does not reveal a prefix of a token.
-fn same(presented: &str, expected: &str) -> bool {
-    bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let config = &state.config;
-        let AuthMode::Token(expected) = &config.auth else {
+    /// Who presents `authorization` (the header's value, if any).
+    fn caller(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
+        let AuthMode::Token(expected) = &self.mode else {
             return Ok(Caller {
                 principal: ANONYMOUS.into(),
                 admin: true,
             });
         };
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
+        let presented = authorization
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if presented.is_empty() {
@@ -107,7 +84,7 @@ impl FromRequestParts<AppState> for Caller {
                 admin: false,
             });
         }
-        if let Some(Secret(admin)) = &config.admin_token {
+        if let Some(Secret(admin)) = &self.admin_token {
             if same(presented, admin) {
                 return Ok(Caller {
                     principal: ADMIN_PRINCIPAL.into(),
@@ -115,7 +92,7 @@ impl FromRequestParts<AppState> for Caller {
                 });
             }
         }
-        match &config.jwt {
+        match &self.jwt {
             Some(verifier) => verifier
                 .verify(presented)
                 .map_err(|e| unauthorized(e.to_string())),
@@ -124,28 +101,57 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Principal {
+fn unauthorized(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::Unauthorized, message)
+}
+
+/// Constant time, so response timing does not reveal a prefix of a token.
+fn same(presented: &str, expected: &str) -> bool {
+    bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    Arc<Auth>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let authorization = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        Arc::<Auth>::from_ref(state).caller(authorization)
+    }
+}
+
+impl<S> FromRequestParts<S> for Principal
+where
+    Arc<Auth>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
         Ok(Principal(caller.principal))
     }
 }
 
-impl FromRequestParts<AppState> for Admin {
+impl<S> FromRequestParts<S> for Admin
+where
+    Arc<Auth>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
         if !caller.admin {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "admin_required",
-                format!(
-                    "{} is for admin principals only",
-                    crate::error::echo(parts.uri.path())
-                ),
+                ErrorCode::AdminRequired,
+                format!("{} is for admin principals only", echo(parts.uri.path())),
             ));
         }
         Ok(Admin(caller))
