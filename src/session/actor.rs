@@ -177,7 +177,12 @@ impl Actor {
         for input_id in lost_turns {
             self.report_lost_turn(input_id).await;
         }
-        let gone = self.log.gone.clone();
+        // Made once and polled by reference: a `cancelled()` made anew on every pass of the loop
+        // registered and removed a waiter per event (4% of the server's CPU at model pace,
+        // BENCHMARKS.md "Capacity at model pace").
+        let gone = self.log.gone.clone().cancelled_owned();
+        let stopped = self.stop.clone().cancelled_owned();
+        tokio::pin!(gone, stopped);
         let mut exit = self.on_inbox().await;
         let exit = loop {
             if let Some(exit) = exit.take() {
@@ -194,8 +199,8 @@ impl Actor {
             }
             tokio::select! {
                 biased;
-                _ = gone.cancelled() => break Exit::Fenced,
-                _ = self.stop.cancelled() => break Exit::Release,
+                _ = &mut gone => break Exit::Fenced,
+                _ = &mut stopped => break Exit::Release,
                 msg = control.recv() => match msg {
                     Some(ControlMsg::Close(ack)) => break Exit::Close(ack),
                     Some(ControlMsg::Control(c)) => self.on_control(c).await,
