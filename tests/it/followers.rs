@@ -200,6 +200,17 @@ async fn a_follower_keeps_delivering_while_its_listen_connection_is_down() {
     // Cut every LISTEN connection (both hosts'; they reconnect with back-off): the follower
     // polls meanwhile and re-reads after re-LISTEN, so a lost notification delays, never loses.
     let client = db.client().await;
+    // Both hosts listen once their LISTEN connection is up (on a loaded machine, possibly after
+    // the stream opened): wait for that, bounded, before cutting them.
+    let listening = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN awk_events%'";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = client.query_one(listening, &[]).await.unwrap().get(0);
+        if n >= 2 || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let cut: i64 = client
         .query_one(
             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
